@@ -1,0 +1,156 @@
+"""Arrow schemas of the normalized record kinds (DESIGN.md, "Record kinds").
+
+Every record carries the key ``exchange``, ``market`` (spot | perp | future) and a unified
+``symbol`` (``BTC/USDT``), then ``ts``: UTC, nanoseconds (Arrow ``timestamp[ns, UTC]``).
+Amounts are in base units, notionals and ``quote_volume`` in quote units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+import pyarrow as pa
+
+TS = pa.timestamp("ns", tz="UTC")
+KEY_FIELDS = [pa.field("exchange", pa.string()), pa.field("market", pa.string()), pa.field("symbol", pa.string())]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A record kind: its schema, the columns that identify a row (for idempotent imports)."""
+
+    name: str
+    schema: pa.Schema
+    unique_by: tuple[str, ...]
+
+    @property
+    def fields(self) -> list[str]:
+        return self.schema.names
+
+
+def _kind(name: str, fields: list[pa.Field], unique_by: tuple[str, ...] | None = None) -> Kind:
+    schema = pa.schema([*KEY_FIELDS, pa.field("ts", TS), *fields])
+    return Kind(name, schema, unique_by or tuple(schema.names))
+
+
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in [
+        _kind(
+            "trade",
+            [
+                pa.field("price", pa.float64()),
+                pa.field("amount", pa.float64()),
+                pa.field("taker_side", pa.string()),  # "buy" | "sell": the aggressor
+                pa.field("trade_id", pa.string()),
+            ],
+            ("ts", "trade_id", "price", "amount", "taker_side"),
+        ),
+        _kind(
+            "bar",
+            [
+                pa.field("interval", pa.string()),
+                pa.field("open", pa.float64()),
+                pa.field("high", pa.float64()),
+                pa.field("low", pa.float64()),
+                pa.field("close", pa.float64()),
+                pa.field("volume", pa.float64()),  # base units; null when the venue gives only quote volume
+                pa.field("taker_buy_volume", pa.float64()),  # base units; null when unknown
+                pa.field("quote_volume", pa.float64()),
+                pa.field("trades", pa.int64()),
+            ],
+            ("ts", "interval"),
+        ),
+        _kind(
+            "book_delta",
+            [
+                pa.field("seq", pa.int64()),
+                pa.field("side", pa.string()),  # "bid" | "ask"
+                pa.field("price", pa.float64()),
+                pa.field("amount", pa.float64()),  # new level size; 0 removes the level
+                pa.field("is_snapshot", pa.bool_()),
+            ],
+        ),
+        _kind(
+            "book_depth",
+            [
+                pa.field("band_pct", pa.float64()),
+                pa.field("bid_amount", pa.float64()),
+                pa.field("ask_amount", pa.float64()),
+                pa.field("bid_notional", pa.float64()),
+                pa.field("ask_notional", pa.float64()),
+            ],
+            ("ts", "band_pct"),
+        ),
+        _kind(
+            "open_interest",
+            [pa.field("oi", pa.float64()), pa.field("oi_value", pa.float64())],
+            ("ts",),
+        ),
+        _kind(
+            "funding",
+            [
+                pa.field("rate", pa.float64()),
+                pa.field("mark_price", pa.float64()),
+                pa.field("index_price", pa.float64()),
+            ],
+            ("ts",),
+        ),
+        _kind(
+            "liquidation",
+            [pa.field("side", pa.string()), pa.field("price", pa.float64()), pa.field("amount", pa.float64())],
+        ),
+        _kind(
+            "quote",
+            [
+                pa.field("bid_price", pa.float64()),
+                pa.field("bid_amount", pa.float64()),
+                pa.field("ask_price", pa.float64()),
+                pa.field("ask_amount", pa.float64()),
+            ],
+        ),
+        _kind(
+            "instrument",
+            [
+                pa.field("native_symbol", pa.string()),
+                pa.field("base", pa.string()),
+                pa.field("quote", pa.string()),
+                pa.field("tick_size", pa.float64()),
+                pa.field("step_size", pa.float64()),
+                pa.field("status", pa.string()),
+            ],
+            ("ts",),
+        ),
+    ]
+}
+
+
+def kind(name: str) -> Kind:
+    """The record kind called ``name`` (KeyError with the known names otherwise)."""
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise KeyError(f"unknown record kind {name!r}; known: {', '.join(KINDS)}") from None
+
+
+def polars_schema(name: str) -> dict[str, pl.DataType]:
+    """The kind's schema as a Polars schema dict."""
+    return dict(pl.from_arrow(kind(name).schema.empty_table()).schema)
+
+
+def conform(name: str, df: pl.DataFrame) -> pl.DataFrame:
+    """Select and cast ``df`` to the kind's columns, filling absent optional columns with nulls.
+
+    ``ts`` may be given as int64 nanoseconds or as a datetime; it becomes Datetime(ns, UTC).
+    """
+    target = polars_schema(name)
+    cols = []
+    for col, dtype in target.items():
+        if col not in df.columns:
+            cols.append(pl.lit(None, dtype=dtype).alias(col))
+        elif col == "ts" and df.schema[col].is_integer():
+            cols.append(pl.col(col).cast(pl.Int64).cast(pl.Datetime("ns", "UTC")).alias(col))
+        else:
+            cols.append(pl.col(col).cast(dtype).alias(col))
+    return df.select(cols)

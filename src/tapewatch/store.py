@@ -1,0 +1,246 @@
+"""The store: Parquet files partitioned kind / exchange / market / symbol / date, DuckDB over them.
+
+Layout under the store root::
+
+    <kind>/exchange=<ex>/market=<mkt>/symbol=<BASE-QUOTE>/date=<YYYY-MM-DD>/data.parquet
+
+One file per partition. A write merges the new rows into the partition, drops duplicates by the
+kind's identifying columns (so importing the same file twice gives the same rows), sorts by
+``ts`` and replaces the file atomically (temporary file + fsync + rename): a crash mid-write
+leaves the old file or the new one, never a partial one. Queries go through DuckDB with bound
+parameters only.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+import polars as pl
+import pyarrow.parquet as pq
+
+from tapewatch.errors import StoreError
+from tapewatch.schemas import KINDS, conform, kind
+from tapewatch.symbols import path_token
+
+DATA_FILE = "data.parquet"
+DEFAULT_STORE = "./tapewatch-data"
+NS_PER_DAY = 86_400_000_000_000
+
+
+def default_store_path() -> Path:
+    """``$TAPEWATCH_STORE`` if set, else ``./tapewatch-data``."""
+    return Path(os.environ.get("TAPEWATCH_STORE") or DEFAULT_STORE)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """Outcome of one write: rows offered, rows new to the store, partitions touched."""
+
+    offered: int
+    added: int
+    partitions: int
+
+
+class Store:
+    """A tapewatch store rooted at a directory (created on first write)."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else default_store_path()
+
+    # -- writing ---------------------------------------------------------------------------
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def partition_dir(self, kind_name: str, exchange: str, market: str, symbol: str, date: str) -> Path:
+        """Directory of one partition; ``date`` is ``YYYY-MM-DD`` (UTC)."""
+        return (
+            self.root / kind_name / f"exchange={exchange}" / f"market={market}"
+            / f"symbol={path_token(symbol)}" / f"date={date}"
+        )
+
+    def write(self, kind_name: str, df: pl.DataFrame) -> WriteResult:
+        """Merge normalized rows of one kind into the store (idempotent, atomic per partition)."""
+        k = kind(kind_name)
+        df = conform(kind_name, df)
+        if df.is_empty():
+            return WriteResult(0, 0, 0)
+        if df.select(pl.any_horizontal(pl.col("exchange", "market", "symbol", "ts").is_null().any())).item():
+            raise StoreError(f"{kind_name} rows without exchange, market, symbol or ts cannot be stored")
+        df = df.with_columns(pl.col("ts").dt.strftime("%Y-%m-%d").alias("__date"))
+        added = parts = 0
+        with self._lock():
+            for (ex, mkt, sym, date), part in df.group_by(["exchange", "market", "symbol", "__date"]):
+                d = self.partition_dir(kind_name, ex, mkt, sym, date)
+                added += self._merge(k.name, d, part.drop("__date"), k.unique_by)
+                parts += 1
+        return WriteResult(df.height, added, parts)
+
+    def _merge(self, kind_name: str, d: Path, new: pl.DataFrame, unique_by: tuple[str, ...]) -> int:
+        d.mkdir(parents=True, exist_ok=True)
+        target = d / DATA_FILE
+        before = 0
+        if target.exists():
+            old = pl.from_arrow(pq.read_table(target))
+            before = old.height
+            new = pl.concat([conform(kind_name, old), new], how="vertical")
+        merged = new.unique(subset=list(unique_by), keep="last", maintain_order=True).sort("ts", maintain_order=True)
+        tmp = d / f".{DATA_FILE}.{uuid.uuid4().hex}.tmp"
+        table = merged.to_arrow().cast(KINDS[kind_name].schema)
+        pq.write_table(table, tmp, compression="zstd")
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        dir_fd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return merged.height - before
+
+    # -- reading ---------------------------------------------------------------------------
+    def files(
+        self,
+        kind_name: str,
+        exchange: str | None = None,
+        market: str | None = None,
+        symbol: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> list[Path]:
+        """Partition files of a kind, pruned by key and by date range (``start``/``end`` in UTC ns)."""
+        kind(kind_name)
+        base = self.root / kind_name
+        if not base.is_dir():
+            return []
+        pattern = "/".join(
+            [
+                f"exchange={exchange or '*'}",
+                f"market={market or '*'}",
+                f"symbol={path_token(symbol) if symbol else '*'}",
+                "date=*",
+                DATA_FILE,
+            ]
+        )
+        out = []
+        for p in sorted(base.glob(pattern)):
+            day = p.parent.name.removeprefix("date=")
+            day_start = _day_ns(day)
+            if start is not None and day_start + NS_PER_DAY <= start:
+                continue
+            if end is not None and day_start >= end:
+                continue
+            out.append(p)
+        return out
+
+    def read(
+        self,
+        kind_name: str,
+        exchange: str | None = None,
+        market: str | None = None,
+        symbol: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> pl.DataFrame:
+        """Rows of a kind as a Polars DataFrame sorted by ``ts``; ``start`` inclusive, ``end`` exclusive (UTC ns)."""
+        files = self.files(kind_name, exchange, market, symbol, start, end)
+        if not files:
+            return conform(kind_name, pl.DataFrame())
+        params: list[object] = [[str(f) for f in files]]
+        where = []
+        for col, val in (("exchange", exchange), ("market", market), ("symbol", symbol)):
+            if val is not None:
+                where.append(f"{col} = ?")
+                params.append(val)
+        if start is not None:
+            where.append("epoch_ns(ts) >= ?")
+            params.append(start)
+        if end is not None:
+            where.append("epoch_ns(ts) < ?")
+            params.append(end)
+        sql = "SELECT * FROM read_parquet(?)"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY exchange, market, symbol, ts"
+        try:
+            with duckdb.connect() as con:
+                table = con.execute(sql, params).to_arrow_table()
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot read {kind_name} from {self.root}: {exc}") from exc
+        return conform(kind_name, pl.from_arrow(table))
+
+    def query(self, sql: str, params: list[object] | dict[str, object] | None = None) -> pl.DataFrame:
+        """Run read-only SQL with every kind available as a view named after it (``trade``, ``bar``…).
+
+        Values must be passed as ``params`` (``?`` or ``$name`` placeholders), never formatted in.
+        """
+        with duckdb.connect() as con:
+            for name in KINDS:
+                files = self.files(name)
+                rel = (
+                    con.read_parquet([str(f) for f in files])
+                    if files
+                    else con.from_arrow(KINDS[name].schema.empty_table())
+                )
+                rel.create_view(name)
+            return pl.from_arrow(con.execute(sql, params or []).to_arrow_table())
+
+    def inventory(self) -> pl.DataFrame:
+        """One row per kind / exchange / market / symbol: rows, first and last ts, days present."""
+        frames = []
+        with duckdb.connect() as con:
+            for name in KINDS:
+                files = self.files(name)
+                if not files:
+                    continue
+                t = con.execute(
+                    "SELECT ? AS kind, exchange, market, symbol, count(*) AS rows, min(ts) AS first, "
+                    "max(ts) AS last, count(DISTINCT CAST(ts AS DATE)) AS days "
+                    "FROM read_parquet(?) GROUP BY ALL ORDER BY ALL",
+                    [name, [str(f) for f in files]],
+                ).to_arrow_table()
+                frames.append(pl.from_arrow(t))
+        if not frames:
+            return pl.DataFrame(
+                schema={"kind": pl.String, "exchange": pl.String, "market": pl.String, "symbol": pl.String,
+                        "rows": pl.Int64, "first": pl.Datetime("ns", "UTC"), "last": pl.Datetime("ns", "UTC"),
+                        "days": pl.Int64}
+            )
+        return pl.concat(frames, how="vertical_relaxed")
+
+    # -- notebook conveniences -----------------------------------------------------------
+    def trades(self, exchange: str, market: str, symbol: str, start: int | None = None, end: int | None = None) -> pl.DataFrame:
+        """Normalized trades (``taker_side`` is the aggressor)."""
+        return self.read("trade", exchange, market, symbol, start, end)
+
+    def bars(
+        self, exchange: str, market: str, symbol: str, interval: str = "1m",
+        start: int | None = None, end: int | None = None,
+    ) -> pl.DataFrame:
+        """Bars at ``interval`` built from stored trades or by resampling stored bars (see tapewatch.bars)."""
+        from tapewatch.bars import bars_from_store
+
+        return bars_from_store(self, exchange, market, symbol, interval, start, end)
+
+
+def _day_ns(day: str) -> int:
+    return (date.fromisoformat(day) - date(1970, 1, 1)).days * NS_PER_DAY
+
+
+def open_store(path: str | Path | None = None) -> Store:
+    """Open (lazily create) the store at ``path`` (default ``$TAPEWATCH_STORE`` or ``./tapewatch-data``)."""
+    return Store(path)
