@@ -65,7 +65,9 @@ KINDS: dict[str, Kind] = {
         _kind(
             "book_delta",
             [
-                pa.field("seq", pa.int64()),
+                pa.field("seq", pa.int64()),  # venue sequence / last update id of the message (null if none)
+                pa.field("first_seq", pa.int64()),  # Binance first update id U of a diff (null otherwise)
+                pa.field("prev_seq", pa.int64()),  # Binance USD-M pu: last update id of the previous diff
                 pa.field("side", pa.string()),  # "bid" | "ask"
                 pa.field("price", pa.float64()),
                 pa.field("amount", pa.float64()),  # new level size; 0 removes the level
@@ -75,13 +77,14 @@ KINDS: dict[str, Kind] = {
         _kind(
             "book_depth",
             [
-                pa.field("band_pct", pa.float64()),
-                pa.field("bid_amount", pa.float64()),
+                pa.field("band_pct", pa.float64()),  # 1 = within 1 % of the reference price
+                pa.field("reference", pa.string()),  # "mid" (Hyblock, Binance bookDepth) | "touch" (Kaiko)
+                pa.field("bid_amount", pa.float64()),  # base units
                 pa.field("ask_amount", pa.float64()),
-                pa.field("bid_notional", pa.float64()),
+                pa.field("bid_notional", pa.float64()),  # quote units
                 pa.field("ask_notional", pa.float64()),
             ],
-            ("ts", "band_pct"),
+            ("ts", "band_pct", "reference"),
         ),
         _kind(
             "open_interest",
