@@ -148,6 +148,8 @@ def conform(name: str, df: pl.DataFrame) -> pl.DataFrame:
     ``ts`` may be given as int64 nanoseconds or as a datetime; it becomes Datetime(ns, UTC).
     """
     target = polars_schema(name)
+    if df.width == 0:
+        return pl.DataFrame(schema=target)
     cols = []
     for col, dtype in target.items():
         if col not in df.columns:

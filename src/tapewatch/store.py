@@ -92,6 +92,8 @@ class Store:
 
     def _merge(self, kind_name: str, d: Path, new: pl.DataFrame, unique_by: tuple[str, ...]) -> int:
         d.mkdir(parents=True, exist_ok=True)
+        for stale in d.glob(f".{DATA_FILE}.*.tmp"):  # left by a writer killed mid-write; we hold the lock
+            stale.unlink()
         target = d / DATA_FILE
         before = 0
         if target.exists():
@@ -172,13 +174,13 @@ class Store:
         if end is not None:
             where.append("epoch_ns(ts) < ?")
             params.append(end)
-        sql = "SELECT * FROM read_parquet(?)"
+        sql = "SELECT * FROM read_parquet(?, hive_partitioning = false)"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY exchange, market, symbol, ts"
         try:
             with duckdb.connect() as con:
-                table = con.execute(sql, params).to_arrow_table()
+                table = con.sql(sql, params=params).to_arrow_table()
         except duckdb.Error as exc:
             raise StoreError(f"cannot read {kind_name} from {self.root}: {exc}") from exc
         return conform(kind_name, pl.from_arrow(table))
@@ -192,12 +194,12 @@ class Store:
             for name in KINDS:
                 files = self.files(name)
                 rel = (
-                    con.read_parquet([str(f) for f in files])
+                    con.read_parquet([str(f) for f in files], hive_partitioning=False)
                     if files
                     else con.from_arrow(KINDS[name].schema.empty_table())
                 )
                 rel.create_view(name)
-            return pl.from_arrow(con.execute(sql, params or []).to_arrow_table())
+            return pl.from_arrow(con.sql(sql, params=params or []).to_arrow_table())
 
     def inventory(self) -> pl.DataFrame:
         """One row per kind / exchange / market / symbol: rows, first and last ts, days present."""
@@ -207,11 +209,11 @@ class Store:
                 files = self.files(name)
                 if not files:
                     continue
-                t = con.execute(
+                t = con.sql(
                     "SELECT ? AS kind, exchange, market, symbol, count(*) AS rows, min(ts) AS first, "
                     "max(ts) AS last, count(DISTINCT CAST(ts AS DATE)) AS days "
-                    "FROM read_parquet(?) GROUP BY ALL ORDER BY ALL",
-                    [name, [str(f) for f in files]],
+                    "FROM read_parquet(?, hive_partitioning = false) GROUP BY ALL ORDER BY ALL",
+                    params=[name, [str(f) for f in files]],
                 ).to_arrow_table()
                 frames.append(pl.from_arrow(t))
         if not frames:

@@ -1,0 +1,22 @@
+"""The ``tapewatch`` command: one Typer app assembled from tapewatch.commands."""
+
+from __future__ import annotations
+
+import typer
+
+from tapewatch.commands import data, demo
+
+app = typer.Typer(
+    name="tapewatch",
+    help="Read crypto market structure (taker flow, premium, book depth, OI) and test exit-pump calls with data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("import")(data.import_cmd)
+app.command("bars")(data.bars_cmd)
+app.command("status")(data.status_cmd)
+app.command("demo")(demo.demo_cmd)
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

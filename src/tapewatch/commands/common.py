@@ -1,0 +1,73 @@
+"""Options and output helpers shared by every command."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import polars as pl
+import typer
+from rich.console import Console
+
+from tapewatch.errors import TapewatchError
+from tapewatch.store import DEFAULT_STORE, Store
+
+console = Console()
+err_console = Console(stderr=True)
+
+StoreOpt = Annotated[
+    Path,
+    typer.Option(
+        "--store",
+        envvar="TAPEWATCH_STORE",
+        help="Store directory (Parquet files + DuckDB). Also set by $TAPEWATCH_STORE.",
+        show_default=True,
+    ),
+]
+DEFAULT_STORE_PATH = Path(DEFAULT_STORE)
+StartOpt = Annotated[str | None, typer.Option("--start", help="First time, UTC ISO-8601 (e.g. 2024-01-01), inclusive.")]
+EndOpt = Annotated[str | None, typer.Option("--end", help="End time, UTC ISO-8601, exclusive.")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Write the table to FILE.csv or FILE.parquet.")]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def friendly(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn TapewatchError into one red line on stderr and exit code 1, instead of a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except TapewatchError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]: what was written before stays valid; re-run to continue")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def open_store(path: Path) -> Store:
+    return Store(path)
+
+
+def write_table(df: pl.DataFrame, out: Path) -> None:
+    """Write ``df`` to ``out`` (.csv or .parquet); datetimes in CSV are UTC ISO-8601."""
+    suffix = out.suffix.lower()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        df.write_csv(out, datetime_format="%Y-%m-%dT%H:%M:%S%.fZ")
+    elif suffix == ".parquet":
+        df.write_parquet(out)
+    else:
+        raise TapewatchError(f"--out must end in .csv or .parquet, got {out.name!r}")
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty()

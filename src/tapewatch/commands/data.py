@@ -1,0 +1,147 @@
+"""``tapewatch import``, ``tapewatch bars`` and ``tapewatch status``: the data path's commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tapewatch.bars import bars_from_store
+from tapewatch.commands.common import (
+    DEFAULT_STORE_PATH, EndOpt, OutOpt, StartOpt, StoreOpt, console, err_console, friendly, write_table,
+)
+from tapewatch.importer import FileResult, ImportReport, expand, import_paths
+from tapewatch.sources import Hints
+from tapewatch.store import Store
+from tapewatch.symbols import check_market
+from tapewatch.timeutil import parse_time
+
+
+@friendly
+def import_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Files or directories (walked recursively).")],
+    store: StoreOpt = DEFAULT_STORE_PATH,
+    exchange: Annotated[str | None, typer.Option(help="Exchange, when the file does not tell (e.g. binance).")] = None,
+    market: Annotated[str | None, typer.Option(help="spot, perp or future, when the file does not tell.")] = None,
+    symbol: Annotated[str | None, typer.Option(help="Unified symbol such as BTC/USDT, when the file does not tell.")] = None,
+    interval: Annotated[str | None, typer.Option(help="Bar interval of a bar file, when it does not tell.")] = None,
+) -> None:
+    """Import exchange files into the store; the format is recognised from the content.
+
+    Zip, gzip or plain files; CSV with or without header; JSON bodies and recorded exchange
+    traffic. Re-importing a file changes nothing. A malformed file is reported (file, row,
+    reason) and nothing from it is written.
+    """
+    if market:
+        check_market(market)
+    hints = Hints(exchange=exchange, market=market, symbol=symbol, interval=interval)
+    files = expand(paths)
+    st = Store(store)
+    with Progress(
+        TextColumn("[bold]importing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+        TimeElapsedColumn(), console=err_console, transient=True,
+    ) as progress:
+        task = progress.add_task("", total=len(files))
+
+        def step(res: FileResult) -> None:
+            progress.update(task, advance=1, description=res.path.name)
+
+        report = import_paths(paths, st, hints, on_file=step)
+    _print_report(report, st)
+    if report.errors:
+        raise typer.Exit(1)
+
+
+def _print_report(report: ImportReport, store: Store) -> None:
+    table = Table(title=f"import into {store.root}", title_justify="left")
+    for col, just in (("file", "left"), ("format", "left"), ("kind", "left"), ("rows read", "right"), ("new rows", "right")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for res in report.imported:
+        for i, (kind, rows) in enumerate(sorted(res.rows.items())):
+            table.add_row(str(res.path) if i == 0 else "", res.format if i == 0 else "", kind,
+                          f"{rows:,}", f"{res.added.get(kind, 0):,}")
+    if report.imported:
+        console.print(table)
+    for res in report.skipped:
+        console.print(f"[yellow]skipped[/] {res.path}: {res.skipped}", highlight=False)
+    for res in report.errors:
+        err_console.print(f"[bold red]error:[/] {res.error} — nothing from this file was written", highlight=False)
+    total = sum(sum(r.added.values()) for r in report.files)
+    console.print(
+        f"{len(report.imported)} imported, {len(report.skipped)} skipped, {len(report.errors)} failed; "
+        f"{total:,} new rows", highlight=False,
+    )
+
+
+@friendly
+def bars_cmd(
+    symbol: Annotated[str, typer.Option(help="Unified symbol, e.g. BTC/USDT.")],
+    exchange: Annotated[str, typer.Option(help="Exchange, e.g. binance or coinbase.")] = "binance",
+    market: Annotated[str, typer.Option(help="spot, perp or future.")] = "spot",
+    interval: Annotated[str, typer.Option(help="Bar interval: 1m, 5m, 15m, 1h, 4h, 1d …")] = "1m",
+    start: StartOpt = None,
+    end: EndOpt = None,
+    out: OutOpt = None,
+    store: StoreOpt = DEFAULT_STORE_PATH,
+) -> None:
+    """Bars from stored trades (taker buy/sell from the aggressor side) or by resampling finer bars."""
+    check_market(market)
+    st = Store(store)
+    lo = parse_time(start) if start else None
+    hi = parse_time(end) if end else None
+    bars = bars_from_store(st, exchange, market, symbol, interval, lo, hi)
+    if lo is not None:
+        bars = bars.filter(pl.col("ts").dt.epoch("ns") >= lo)
+    if hi is not None:
+        bars = bars.filter(pl.col("ts").dt.epoch("ns") < hi)
+    if out:
+        write_table(bars, out)
+        console.print(f"wrote {bars.height:,} bars to {out}", highlight=False)
+    else:
+        console.print(bars_summary(bars, f"{exchange} {market} {symbol} {interval}"))
+
+
+def bars_summary(bars: pl.DataFrame, title: str) -> Table:
+    """A short Rich table: range, count, last bars with taker split (— where the venue gives none)."""
+    t = Table(title=f"{title}: {bars.height:,} bars"
+              + (f", {bars['ts'].min():%Y-%m-%d %H:%M} → {bars['ts'].max():%Y-%m-%d %H:%M} UTC" if bars.height else ""),
+              title_justify="left")
+    cols = ["ts", "open", "high", "low", "close", "volume", "taker_buy_volume", "taker_sell_volume", "quote_volume", "trades"]
+    for c in cols:
+        t.add_column(c, justify="left" if c == "ts" else "right")
+    for row in bars.tail(5).iter_rows(named=True):
+        t.add_row(*[_fmt(row[c]) for c in cols])
+    return t
+
+
+def _fmt(v: object) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:,.4f}".rstrip("0").rstrip(".") if abs(v) < 1e6 else f"{v:,.0f}"
+    if hasattr(v, "strftime"):
+        return v.strftime("%Y-%m-%d %H:%M")  # type: ignore[union-attr]
+    return str(v)
+
+
+@friendly
+def status_cmd(store: StoreOpt = DEFAULT_STORE_PATH) -> None:
+    """What the store holds: per kind, venue, market and symbol, its rows and time range."""
+    console.print(inventory_table(Store(store)))
+
+
+def inventory_table(store: Store) -> Table:
+    inv = store.inventory()
+    t = Table(title=f"store {store.root}", title_justify="left")
+    for c in ("kind", "exchange", "market", "symbol", "rows", "first (UTC)", "last (UTC)", "days"):
+        t.add_column(c, justify="right" if c in ("rows", "days") else "left")
+    for r in inv.iter_rows(named=True):
+        t.add_row(r["kind"], r["exchange"], r["market"], r["symbol"], f"{r['rows']:,}",
+                  f"{r['first']:%Y-%m-%d %H:%M:%S}", f"{r['last']:%Y-%m-%d %H:%M:%S}", str(r["days"]))
+    if inv.is_empty():
+        t.caption = "empty: run `tapewatch import PATH` or `tapewatch demo`"
+    return t

@@ -1,0 +1,25 @@
+"""Shared fixtures: paths of the real data and a fresh store per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tapewatch.store import Store
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+if not SHARED.is_dir():  # the repository checked out elsewhere: look beside the working directory
+    SHARED = Path.cwd().parent / "shared" / "data"
+
+
+@pytest.fixture
+def shared() -> Path:
+    """The real recorded exchange data in ../shared/data (see its PROVENANCE.md)."""
+    assert SHARED.is_dir(), f"real data not found at {SHARED}"
+    return SHARED
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "store")
