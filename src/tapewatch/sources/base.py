@@ -133,6 +133,8 @@ def read_csv_strings(raw: RawFile, columns: list[str], has_header: bool) -> pl.D
     text = raw.text()
     lines = text.splitlines()
     expected = len(columns)
+    if sum(1 for ln in lines if ln.strip()) < (2 if has_header else 1):
+        raise ImportFormatError(raw.path, "empty file: no data rows")
     try:
         df = pl.read_csv(
             io.StringIO(text),
