@@ -151,8 +151,10 @@ def test_bars_from_the_store_equal_hand_computation(shared: Path, tmp_path: Path
     store = Store(tmp_path / "store")
     assert not import_paths([shared / TRADES, shared / TARDIS], store).errors
     for interval in ("1m", "5m"):
-        assert_same(as_dicts(store.bars("binance", "spot", "BTC/USDT", interval)), hand_trade_bars(binance_raw(shared), interval))
-        assert_same(as_dicts(store.bars("bitmex", "perp", "BTC/USD", interval)), hand_trade_bars(bitmex_raw(shared), interval))
+        binance = store.bars("binance", "spot", "BTC/USDT", interval)
+        assert_same(as_dicts(binance), hand_trade_bars(binance_raw(shared), interval))
+        bitmex = store.bars("bitmex", "perp", "BTC/USD", interval)
+        assert_same(as_dicts(bitmex), hand_trade_bars(bitmex_raw(shared), interval))
 
 
 def test_unsorted_input_is_sorted_first(shared: Path) -> None:

@@ -159,9 +159,8 @@ def test_book_snapshots_become_snapshot_deltas_with_line_number_seq(shared: Path
     for line, r in enumerate(src, start=2):
         for side, name in (("asks", "ask"), ("bids", "bid")):
             for i in range(depth):
-                expected.append(
-                    (int(r["timestamp"]) * US, line, name, float(r[f"{side}[{i}].price"]), float(r[f"{side}[{i}].amount"]))
-                )
+                price, amount = float(r[f"{side}[{i}].price"]), float(r[f"{side}[{i}].amount"])
+                expected.append((int(r["timestamp"]) * US, line, name, price, amount))
     assert rows.select("ts", "seq", "side", "price", "amount").rows() == expected
     first = rows.filter(pl.col("seq") == 2)
     assert first.filter(pl.col("side") == "ask")["price"].to_list()[0] == 11657.08
@@ -242,9 +241,12 @@ def test_derivative_ticker_gives_funding_and_open_interest(tmp_path: Path) -> No
         ("kraken", "XBT/USD", "kraken", "spot", "BTC/USD", None, 1.0),
     ],
 )
-def test_contract_mapping(tardis: str, native: str, exchange: str, market: str, symbol: str, usd: float | None, mult: float) -> None:
+def test_contract_mapping(
+    tardis: str, native: str, exchange: str, market: str, symbol: str, usd: float | None, mult: float
+) -> None:
     c = contract(tardis, native)
-    assert (c.exchange, c.market, c.symbol, c.usd_per_contract, c.base_per_contract) == (exchange, market, symbol, usd, mult)
+    got = (c.exchange, c.market, c.symbol, c.usd_per_contract, c.base_per_contract)
+    assert got == (exchange, market, symbol, usd, mult)
 
 
 @pytest.mark.parametrize(
@@ -303,7 +305,8 @@ def test_negative_amount_and_zero_price_of_inverse_contract(shared: Path, tmp_pa
 
 
 def test_arrival_times_out_of_order(shared: Path, tmp_path: Path) -> None:
-    p = edit(shared, QUOTES, tmp_path, 5, "huobi-dm-swap,BTC-USD,1588291201243000,1588291201000000,5495,8629.3,8629.2,806")
+    late = "huobi-dm-swap,BTC-USD,1588291201243000,1588291201000000,5495,8629.3,8629.2,806"
+    p = edit(shared, QUOTES, tmp_path, 5, late)
     raises(p, "out of order", row=5)
 
 

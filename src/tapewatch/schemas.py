@@ -123,7 +123,7 @@ KINDS: dict[str, Kind] = {
                 pa.field("step_size", pa.float64()),
                 pa.field("status", pa.string()),
             ],
-            ("ts",),
+            ("symbol", "ts"),
         ),
     ]
 }

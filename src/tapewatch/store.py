@@ -33,6 +33,9 @@ from tapewatch.symbols import path_token
 DATA_FILE = "data.parquet"
 DEFAULT_STORE = "./tapewatch-data"
 NS_PER_DAY = 86_400_000_000_000
+# kinds stored one partition per exchange/market rather than per symbol (thousands of tiny rows)
+PER_MARKET_KINDS = {"instrument"}
+ALL_SYMBOLS = "_all"
 
 
 def default_store_path() -> Path:
@@ -67,7 +70,7 @@ class Store:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def partition_dir(self, kind_name: str, exchange: str, market: str, symbol: str, date: str) -> Path:
-        """Directory of one partition; ``date`` is ``YYYY-MM-DD`` (UTC)."""
+        """Directory of one partition; ``date`` is ``YYYY-MM-DD`` (UTC); ``symbol`` may be ALL_SYMBOLS."""
         return (
             self.root / kind_name / f"exchange={exchange}" / f"market={market}"
             / f"symbol={path_token(symbol)}" / f"date={date}"
@@ -81,12 +84,15 @@ class Store:
             return WriteResult(0, 0, 0)
         if df.select(pl.any_horizontal(pl.col("exchange", "market", "symbol", "ts").is_null().any())).item():
             raise StoreError(f"{kind_name} rows without exchange, market, symbol or ts cannot be stored")
-        df = df.with_columns(pl.col("ts").dt.strftime("%Y-%m-%d").alias("__date"))
+        df = df.with_columns(
+            pl.col("ts").dt.strftime("%Y-%m-%d").alias("__date"),
+            (pl.lit(ALL_SYMBOLS) if kind_name in PER_MARKET_KINDS else pl.col("symbol")).alias("__symbol"),
+        )
         added = parts = 0
         with self._lock():
-            for (ex, mkt, sym, date), part in df.group_by(["exchange", "market", "symbol", "__date"]):
+            for (ex, mkt, sym, date), part in df.group_by(["exchange", "market", "__symbol", "__date"]):
                 d = self.partition_dir(kind_name, ex, mkt, sym, date)
-                added += self._merge(k.name, d, part.drop("__date"), k.unique_by)
+                added += self._merge(k.name, d, part.drop("__date", "__symbol"), k.unique_by)
                 parts += 1
         return WriteResult(df.height, added, parts)
 
@@ -133,7 +139,7 @@ class Store:
             [
                 f"exchange={exchange or '*'}",
                 f"market={market or '*'}",
-                f"symbol={path_token(symbol) if symbol else '*'}",
+                f"symbol={path_token(symbol) if symbol and kind_name not in PER_MARKET_KINDS else '*'}",
                 "date=*",
                 DATA_FILE,
             ]
@@ -174,10 +180,10 @@ class Store:
         if end is not None:
             where.append("epoch_ns(ts) < ?")
             params.append(end)
-        sql = "SELECT * FROM read_parquet(?, hive_partitioning = false)"
+        sql = "SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet(?, hive_partitioning = false, filename = true, file_row_number = true)"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY exchange, market, symbol, ts"
+        sql += " ORDER BY exchange, market, symbol, ts, filename, file_row_number"  # file order among equal ts
         try:
             with duckdb.connect() as con:
                 table = con.sql(sql, params=params).to_arrow_table()

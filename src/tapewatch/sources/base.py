@@ -13,6 +13,7 @@ import io
 import re
 import zipfile
 import zlib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -125,10 +126,13 @@ def looks_numeric(token: str) -> bool:
     return bool(_NUMBER.match(token.strip()))
 
 
-def read_csv_strings(raw: RawFile, columns: list[str], has_header: bool) -> pl.DataFrame:
+def read_csv_strings(
+    raw: RawFile, columns: list[str], has_header: bool, optional: Collection[str] = ()
+) -> pl.DataFrame:
     """Read a CSV as strings with the given column names, checking every row's column count.
 
-    Adds ``__row``: the 1-based line number in the file, for error messages.
+    Only ``optional`` columns may be empty. Adds ``__row``: the 1-based line number in the file,
+    for error messages.
     """
     text = raw.text()
     lines = text.splitlines()
@@ -158,10 +162,16 @@ def read_csv_strings(raw: RawFile, columns: list[str], has_header: bool) -> pl.D
     offset = 2 if has_header else 1
     df = df.with_row_index("__row", offset=offset).with_columns(pl.col("__row").cast(pl.Int64))
     # a line with fewer separators is read with trailing nulls by some readers: reject it
-    bad = df.filter(pl.any_horizontal(pl.col(columns).is_null()))
+    required = [c for c in columns if c not in optional]
+    bad = df.filter(pl.any_horizontal(pl.col(required).is_null()))
     if not bad.is_empty():
-        row = int(bad.get_column("__row")[0])
-        raise ImportFormatError(raw.path, f"wrong column count or empty field, expected {expected} columns", row)
+        row = bad.row(0, named=True)
+        line_no = int(row["__row"])
+        found = lines[line_no - 1].count(",") + 1
+        if found != expected:
+            raise ImportFormatError(raw.path, f"wrong column count: {found} columns, expected {expected}", line_no)
+        col = next(c for c in required if row[c] is None)
+        raise ImportFormatError(raw.path, f"empty {col}", line_no)
     return df
 
 
@@ -173,7 +183,7 @@ def to_float(df: pl.DataFrame, cols: list[str], raw: RawFile) -> pl.DataFrame:
         cast = out.get_column(c).cast(pl.Float64, strict=False)
         bad = out.filter(cast.is_null() & out.get_column(c).is_not_null() | cast.is_nan())
         if not bad.is_empty():
-            raise ImportFormatError(raw.path, f"non-numeric {c} {bad.get_column(c)[0]!r}", _row(bad))
+            raise ImportFormatError(raw.path, f"non-numeric {c} {bad.get_column(c)[0]!r}", row_of(bad))
         out = out.with_columns(cast.alias(c))
     return out
 
@@ -188,7 +198,7 @@ def to_int(df: pl.DataFrame, cols: list[str], raw: RawFile) -> pl.DataFrame:
             cast = cast.fill_null(src.cast(pl.Float64, strict=False).cast(pl.Int64, strict=False))
         bad = out.filter(cast.is_null() & src.is_not_null())
         if not bad.is_empty():
-            raise ImportFormatError(raw.path, f"non-integer {c} {bad.get_column(c)[0]!r}", _row(bad))
+            raise ImportFormatError(raw.path, f"non-integer {c} {bad.get_column(c)[0]!r}", row_of(bad))
         out = out.with_columns(cast.alias(c))
     return out
 
@@ -201,7 +211,7 @@ def to_bool(df: pl.DataFrame, col: str, raw: RawFile) -> pl.DataFrame:
     low = s.cast(pl.String).str.to_lowercase().str.strip_chars()
     bad = df.filter(~low.is_in(["true", "false"]))
     if not bad.is_empty():
-        raise ImportFormatError(raw.path, f"{col} must be true or false, got {bad.get_column(col)[0]!r}", _row(bad))
+        raise ImportFormatError(raw.path, f"{col} must be true or false, got {bad.get_column(col)[0]!r}", row_of(bad))
     return df.with_columns((low == "true").alias(col))
 
 
@@ -217,7 +227,7 @@ def datetime_column(df: pl.DataFrame, col: str, raw: RawFile) -> pl.DataFrame:
     parsed = s.str.to_datetime(time_unit="ns", time_zone="UTC", strict=False)
     bad = df.filter(parsed.is_null())
     if not bad.is_empty():
-        raise ImportFormatError(raw.path, f"bad timestamp {bad.get_column(col)[0]!r}", _row(bad))
+        raise ImportFormatError(raw.path, f"bad timestamp {bad.get_column(col)[0]!r}", row_of(bad))
     return df.with_columns(parsed.cast(pl.Int64).alias("ts"))
 
 
@@ -226,7 +236,7 @@ def check_nonnegative(df: pl.DataFrame, cols: list[str], raw: RawFile) -> None:
     for c in cols:
         bad = df.filter(pl.col(c) < 0)
         if not bad.is_empty():
-            raise ImportFormatError(raw.path, f"negative {c} {bad.get_column(c)[0]}", _row(bad))
+            raise ImportFormatError(raw.path, f"negative {c} {bad.get_column(c)[0]}", row_of(bad))
 
 
 def check_ordered(df: pl.DataFrame, raw: RawFile, by: list[str] | None = None) -> None:
@@ -236,8 +246,9 @@ def check_ordered(df: pl.DataFrame, raw: RawFile, by: list[str] | None = None) -
         prev = prev.over(by)
     bad = df.filter(pl.col("ts") < prev)
     if not bad.is_empty():
-        raise ImportFormatError(raw.path, "timestamps out of order (earlier than the row before)", _row(bad))
+        raise ImportFormatError(raw.path, "timestamps out of order (earlier than the row before)", row_of(bad))
 
 
-def _row(bad: pl.DataFrame) -> int | None:
+def row_of(bad: pl.DataFrame) -> int | None:
+    """Line number of the first row of ``bad`` (None when the rows carry none)."""
     return int(bad.get_column("__row")[0]) if "__row" in bad.columns else None

@@ -99,7 +99,7 @@ def market_of_url(url: str) -> str | None:
     """``spot`` for api.binance.com / stream.binance.com (and their mirrors), ``perp`` for
     fapi / fstream; None when the URL is not Binance's. COIN-M is refused (MessageError)."""
     host = (urlsplit(url).hostname or "").lower()
-    if not (host.endswith("binance.com") or host.endswith("binance.vision") or host.endswith("binance.us")):
+    if not host.endswith(("binance.com", "binance.vision")):  # not binance.us: another exchange
         return None
     first = host.split(".")[0]
     if first.startswith(("fapi", "fstream")):
@@ -204,18 +204,17 @@ def _kline_interval(open_raw: Any, close_raw: Any, stated: Any | None) -> tuple[
     return open_ns, interval_text(seconds)
 
 
-def _bar(key: Key, rows: Rows, open_ns: int, interval: str, o: Any, h: Any, lo: Any, c: Any,
-         v: Any, taker_buy: Any, quote_v: Any, n: Any) -> None:
-    """A bar row; OHLC must be consistent (low <= open, close <= high) and taker buy <= volume."""
+def _bar(o: Any, h: Any, lo: Any, c: Any, v: Any, taker_buy: Any, quote_v: Any, n: Any) -> dict[str, Any]:
+    """Bar fields of a kline, checked: OHLC consistent (low <= open, close <= high), sizes >= 0,
+    taker buy volume <= volume."""
     op, hi, low, cl = price(o, "open"), price(h, "high"), price(lo, "low"), price(c, "close")
     if not (low <= min(op, cl) and max(op, cl) <= hi):
         raise MessageError(f"inconsistent OHLC: open {o} high {h} low {lo} close {c}")
     vol, tbv = amount(v, "volume"), amount(taker_buy, "taker buy volume")
     if tbv > vol * (1 + 1e-9):
         raise MessageError(f"taker buy volume {taker_buy} exceeds volume {v}")
-    rows.add("bar", key, open_ns, interval=interval, open=op, high=hi, low=low, close=cl,
-             volume=vol, taker_buy_volume=tbv, quote_volume=amount(quote_v, "quote volume"),
-             trades=integer(n, "trade count"))
+    return {"open": op, "high": hi, "low": low, "close": cl, "volume": vol, "taker_buy_volume": tbv,
+            "quote_volume": amount(quote_v, "quote volume"), "trades": integer(n, "trade count")}
 
 
 def _kline_event(d: dict[str, Any], ctx: Context, rows: Rows) -> None:
@@ -224,8 +223,8 @@ def _kline_event(d: dict[str, Any], ctx: Context, rows: Rows) -> None:
         return  # still open: its values will change
     key = _key(ctx, k.get("s") or field(d, "s"), "a Binance kline")
     open_ns, interval = _kline_interval(field(k, "t"), field(k, "T"), field(k, "i"))
-    _bar(key, rows, open_ns, interval, field(k, "o"), field(k, "h"), field(k, "l"), field(k, "c"),
-         field(k, "v"), field(k, "V"), field(k, "q"), field(k, "n"))
+    values = _bar(*(field(k, f) for f in ("o", "h", "l", "c", "v", "V", "q", "n")))
+    rows.add("bar", key, open_ns, interval=interval, **values)
 
 
 def _side_quote(px: Any, qty: Any, name: str) -> tuple[float | None, float | None]:
@@ -271,6 +270,13 @@ def body_kind(body: Any) -> str | None:
             if {"symbol", "fundingTime", "fundingRate"} <= keys:
                 return "fundingRate"
     return None
+
+
+def _is_ws_envelope(doc: Any) -> bool:
+    """A websocket message of any event, or a subscription reply (``{"result": null, "id": 1}``)."""
+    return isinstance(doc, dict) and (
+        isinstance(doc.get("stream"), str) or isinstance(doc.get("e"), str) or {"result", "id"} == doc.keys()
+    )
 
 
 def is_error_body(body: Any) -> bool:
@@ -343,9 +349,10 @@ def _klines(ctx: Context, rows: Rows) -> ItemParser:
         if not isinstance(k, list) or len(k) < 11:
             raise MessageError(f"a kline must be a list of 12 values, got {str(k)[:80]}")
         open_ns, interval = _kline_interval(k[0], k[6], ctx.interval)
+        values = _bar(k[1], k[2], k[3], k[4], k[5], k[9], k[7], k[8])
         if ctx.recv_ns is not None and epoch_ns(k[6], "close time") >= ctx.recv_ns:
             return  # still open when the body was received: its values would change
-        _bar(key, rows, open_ns, interval, k[1], k[2], k[3], k[4], k[5], k[9], k[7], k[8])
+        rows.add("bar", key, open_ns, interval=interval, **values)
 
     return one
 
@@ -412,13 +419,20 @@ class BinanceJSON:
         if start != "{":
             return False
         doc = first_line_json(raw)
-        if doc is None and len(raw.data) <= _SNIFF_WHOLE_BYTES:  # pretty-printed: read it whole
+        if doc is not None:  # one document on one line, or JSON Lines (maybe after subscription replies)
+            for line in raw.first_lines:
+                try:
+                    doc = json.loads(line)
+                except ValueError:
+                    return False
+                if not (isinstance(doc, dict) and {"result", "id"} == doc.keys()):
+                    return body_kind(doc) is not None
+            return False
+        if len(raw.data) <= _SNIFF_WHOLE_BYTES:  # pretty-printed: read it whole
             try:
-                doc = json.loads(raw.data)
+                return body_kind(json.loads(raw.data)) is not None
             except ValueError:
-                doc = None
-        if doc is not None:
-            return body_kind(doc) is not None
+                pass
         head = raw.head
         return ('"lastUpdateId"' in head and '"bids"' in head) or (
             '"symbols"' in head and '"serverTime"' in head and '"rateLimits"' in head
@@ -433,8 +447,8 @@ class BinanceJSON:
         for line, doc in json_documents(raw):
             try:
                 kind = body_kind(doc)
-                if kind == "ws":
-                    parse_ws_message(doc, ctx, rows)
+                if kind == "ws" or (kind is None and _is_ws_envelope(doc)):
+                    parse_ws_message(doc, ctx, rows)  # events of no interest are skipped there
                 elif kind is not None:
                     parse_rest(doc, kind, ctx, rows)
                 elif not is_error_body(doc) and not (isinstance(doc, list) and not doc):

@@ -57,14 +57,12 @@ class Rows:
     def __init__(self) -> None:
         self._rows: dict[str, list[dict[str, Any]]] = {}
 
-    def add(self, kind: str, key: Key, ts: int, **fields: Any) -> dict[str, Any]:
-        """Append one row (``ts`` in UTC ns); returns it so a caller may still adjust ``ts``."""
+    def add(self, kind: str, key: Key, ts: int | None, **fields: Any) -> dict[str, Any]:
+        """Append one row (``ts`` in UTC ns; None only while a caller will still set it, see
+        coinbase.FeedState); returns the row so that the caller may adjust ``ts``."""
         row = {"exchange": key.exchange, "market": key.market, "symbol": key.symbol, "ts": ts, **fields}
         self._rows.setdefault(kind, []).append(row)
         return row
-
-    def count(self, kind: str) -> int:
-        return len(self._rows.get(kind, ()))
 
     def batches(self) -> list[Batch]:
         """One :class:`Batch` per kind: the kind's columns, ``ts`` as Int64 UTC ns."""

@@ -52,6 +52,7 @@ from tapewatch.sources.base import (
     Format,
     Hints,
     RawFile,
+    row_of,
     check_nonnegative,
     check_ordered,
     datetime_column,
@@ -104,7 +105,8 @@ def name_info(path: Path, name: str | None = None) -> NameInfo:
     fname = name or path.name
     stem = re.sub(r"(\.(csv|parquet|pq|txt|gz|zip))+$", "", fname.lower())
     # the nearest mention wins: the file name, then its folder, then the folders above
-    exchange = next((VENUES[w] for part in [stem, *reversed(path.parent.parts)] for w in _words(part) if w in VENUES), None)
+    parts = [stem, *reversed(path.parent.parts)]
+    exchange = next((VENUES[w] for part in parts for w in _words(part) if w in VENUES), None)
     words = _words(stem)
     market = next((MARKET_WORDS[w] for w in words if w in MARKET_WORDS), None)
     interval = next((w for w in words if _INTERVAL_WORD.match(w)), None)
@@ -178,7 +180,7 @@ class OhlcvCsv:
         check_ordered(df, raw)
         dup = df.filter(pl.col("ts") == pl.col("ts").shift(1))
         if not dup.is_empty():
-            raise ImportFormatError(raw.path, "duplicate bar timestamp", int(dup["__row"][0]))
+            raise ImportFormatError(raw.path, "duplicate bar timestamp", row_of(dup))
 
         info = _raw_name_info(raw)
         interval = hints.interval or info.interval or infer_interval(df.get_column("ts"))
@@ -190,7 +192,7 @@ class OhlcvCsv:
             raise ImportFormatError(raw.path, str(exc)) from exc
         off = df.filter(pl.col("ts") % step != 0)
         if not off.is_empty():
-            raise ImportFormatError(raw.path, f"bar time is not on the {interval} grid (UTC)", int(off["__row"][0]))
+            raise ImportFormatError(raw.path, f"bar time is not on the {interval} grid (UTC)", row_of(off))
         market = hints.market or info.market
         symbol = hints.symbol or info.symbol
         if market is None or symbol is None:
@@ -211,7 +213,7 @@ def _check_ohlc(df: pl.DataFrame, raw: RawFile) -> None:
         (pl.col("low") > pl.min_horizontal("open", "close")) | (pl.col("high") < pl.max_horizontal("open", "close"))
     )
     if not bad.is_empty():
-        raise ImportFormatError(raw.path, "inconsistent bar: high/low do not contain open and close", int(bad["__row"][0]))
+        raise ImportFormatError(raw.path, "inconsistent bar: high/low do not contain open and close", row_of(bad))
 
 
 def _key(raw: RawFile, exchange: str, market: str, symbol: str) -> tuple[str, str, str]:
@@ -260,9 +262,9 @@ def _resolve(names: Sequence[str], aliases: dict[str, Sequence[str]]) -> dict[st
     return out
 
 
-def _read_parquet(raw: RawFile, aliases: dict[str, Sequence[str]]) -> tuple[pl.DataFrame, str | None]:
-    """The table's fields renamed as in ``aliases`` plus ``__row`` (1-based record number) and
-    ``symbol_col`` when there is one; ``ts`` becomes UTC ns (int64). Nulls are errors."""
+def _read_parquet(raw: RawFile, aliases: dict[str, Sequence[str]]) -> pl.DataFrame:
+    """The table's fields renamed as in ``aliases``, plus ``__row`` (1-based record number) and
+    ``symbol_col`` when the table has a symbol column; ``ts`` becomes UTC ns (int64). Nulls are errors."""
     try:
         table = pq.read_table(io.BytesIO(raw.data))
     except (pa.ArrowException, OSError) as exc:
@@ -281,7 +283,7 @@ def _read_parquet(raw: RawFile, aliases: dict[str, Sequence[str]]) -> tuple[pl.D
     if not nulls.is_empty():
         row = nulls.row(0, named=True)
         col = next(c for c, v in row.items() if v is None)
-        raise ImportFormatError(raw.path, f"empty {mapping.get(col, col)}", int(row["__row"]))
+        raise ImportFormatError(raw.path, f"empty {mapping.get(col, sym_col)}", int(row["__row"]))
     ts = df.schema["ts"]
     if isinstance(ts, pl.Datetime):
         ns = pl.col("ts").dt.cast_time_unit("ns")
@@ -291,7 +293,7 @@ def _read_parquet(raw: RawFile, aliases: dict[str, Sequence[str]]) -> tuple[pl.D
         df = df.with_columns(epoch_to_ns(df.get_column("ts")))
     else:
         raise ImportFormatError(raw.path, f"{mapping['ts']} has type {ts}; expected a timestamp or epoch number")
-    return df, sym_col
+    return df
 
 
 def _parquet_key(raw: RawFile, hints: Hints, df: pl.DataFrame) -> pl.DataFrame:
@@ -328,7 +330,9 @@ def _parquet_key(raw: RawFile, hints: Hints, df: pl.DataFrame) -> pl.DataFrame:
         sym = pl.lit(info.symbol)
     else:
         raise ImportFormatError(raw.path, "cannot tell the symbol from the file name or a symbol column; pass --symbol")
-    return df.with_columns(pl.lit(exchange.lower()).alias("exchange"), pl.lit(market).alias("market"), sym.alias("symbol"))
+    return df.with_columns(
+        pl.lit(exchange.lower()).alias("exchange"), pl.lit(market).alias("market"), sym.alias("symbol")
+    )
 
 
 def _floats(df: pl.DataFrame, cols: list[str], raw: RawFile) -> pl.DataFrame:
@@ -342,7 +346,7 @@ def _floats(df: pl.DataFrame, cols: list[str], raw: RawFile) -> pl.DataFrame:
     for c in cols:
         bad = df.filter(pl.col(c).is_nan())
         if not bad.is_empty():
-            raise ImportFormatError(raw.path, f"non-numeric {c} NaN", int(bad["__row"][0]))
+            raise ImportFormatError(raw.path, f"non-numeric {c} NaN", row_of(bad))
     return df
 
 
@@ -355,7 +359,7 @@ class ParquetTrades:
         return _resolve(_parquet_columns(raw), TRADE_ALIASES) is not None
 
     def parse(self, raw: RawFile, hints: Hints) -> list[Batch]:
-        df, _ = _read_parquet(raw, TRADE_ALIASES)
+        df = _read_parquet(raw, TRADE_ALIASES)
         df = _floats(df, ["price", "amount"], raw)
         df = to_bool(df, "buyer_maker", raw)
         check_nonnegative(df, ["price", "amount"], raw)
@@ -379,7 +383,7 @@ class ParquetQuotes:
 
     def parse(self, raw: RawFile, hints: Hints) -> list[Batch]:
         values = list(QUOTE_ALIASES)[1:]
-        df, _ = _read_parquet(raw, QUOTE_ALIASES)
+        df = _read_parquet(raw, QUOTE_ALIASES)
         df = _floats(df, values, raw)
         check_nonnegative(df, values, raw)
         check_ordered(df, raw)

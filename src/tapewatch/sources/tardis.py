@@ -67,7 +67,19 @@ from dataclasses import dataclass
 import polars as pl
 
 from tapewatch.errors import ImportFormatError, TapewatchError
-from tapewatch.sources.base import Batch, Format, Hints, RawFile, check_nonnegative, check_ordered, to_bool, to_float, to_int
+from tapewatch.sources.base import (
+    Batch,
+    Format,
+    Hints,
+    RawFile,
+    read_csv_strings,
+    row_of,
+    check_nonnegative,
+    check_ordered,
+    to_bool,
+    to_float,
+    to_int,
+)
 from tapewatch.symbols import check_market, unify
 
 KEY = ["exchange", "symbol", "timestamp", "local_timestamp"]
@@ -132,7 +144,8 @@ def _binance_delivery(s: str) -> Contract:
     if not m:
         raise UnknownContract(f"binance-delivery symbol {s!r} is not BASEUSD_PERP or BASEUSD_YYMMDD")
     base = _BASE_ALIASES.get(m.group(1), m.group(1))
-    return Contract("binance", "perp" if m.group(2) == "PERP" else "future", f"{base}/USD", _usd_size(base, 100.0, 10.0))
+    market = "perp" if m.group(2) == "PERP" else "future"
+    return Contract("binance", market, f"{base}/USD", _usd_size(base, 100.0, 10.0))
 
 
 def _bitmex(s: str) -> Contract:
@@ -237,35 +250,6 @@ def header(raw: RawFile) -> list[str]:
     return [c.strip() for c in raw.first_lines[0].lstrip("\ufeff").split(",")]
 
 
-def read_rows(raw: RawFile, columns: list[str], optional: Collection[str] = ()) -> pl.DataFrame:
-    """The CSV body as strings with ``__row`` (1-based line number); only ``optional`` columns may be empty.
-
-    Tardis CSVs are plain (no quoting), so a row with the wrong number of fields is found by
-    counting separators. Blank lines are skipped.
-    """
-    text = raw.text()
-    lines = pl.Series("l", text.split("\n")).str.strip_suffix("\r")
-    body = pl.DataFrame({"line": lines}).with_row_index("__row", offset=1).slice(1)
-    body = body.filter(pl.col("line").str.strip_chars() != "")
-    if body.is_empty():
-        raise ImportFormatError(raw.path, "empty file: no data rows")
-    counts = body.get_column("line").str.count_matches(",") + 1
-    bad = body.filter(counts != len(columns))
-    if not bad.is_empty():
-        n = bad.get_column("line")[0].count(",") + 1
-        raise ImportFormatError(raw.path, f"wrong column count: {n} columns, expected {len(columns)}", int(bad["__row"][0]))
-    parts = body.get_column("line").str.split_exact(",", len(columns) - 1).struct.rename_fields(columns)
-    values = parts.struct.unnest().select(pl.all().str.strip_chars().replace("", None))
-    df = pl.concat([body.select(pl.col("__row").cast(pl.Int64)), values], how="horizontal")
-    required = [c for c in columns if c not in optional]
-    missing = df.filter(pl.any_horizontal(pl.col(required).is_null()))
-    if not missing.is_empty():
-        row = missing.row(0, named=True)
-        col = next(c for c in required if row[c] is None)
-        raise ImportFormatError(raw.path, f"empty {col}", int(row["__row"]))
-    return df
-
-
 def _keyed(raw: RawFile, hints: Hints, columns: list[str], optional: Collection[str] = ()) -> pl.DataFrame:
     """Read a Tardis CSV and add the normalized key and contract columns.
 
@@ -273,7 +257,8 @@ def _keyed(raw: RawFile, hints: Hints, columns: list[str], optional: Collection[
     order), ``exchange``/``market``/``symbol`` (normalized) and ``__usd``/``__mult`` (contract
     size, see :class:`Contract`). The Tardis ``exchange``/``symbol`` stay as ``__tx``/``__tsym``.
     """
-    df = read_rows(raw, columns, optional)
+    df = read_csv_strings(raw, columns, has_header=True, optional=optional)
+    df = df.with_columns(pl.col(c).str.strip_chars() for c in columns)
     df = to_int(df, ["timestamp", "local_timestamp"], raw)
     df = df.with_columns(
         (pl.col("timestamp") * US_TO_NS).alias("ts"),
@@ -315,7 +300,7 @@ def _check_inverse_prices(df: pl.DataFrame, raw: RawFile, pairs: list[tuple[str,
         bad = df.filter(pl.col("__usd").is_not_null() & (pl.col(amount) > 0) & ~(pl.col(price) > 0))
         if not bad.is_empty():
             raise ImportFormatError(
-                raw.path, f"{price} {bad[price][0]} cannot convert a contract amount to base units", int(bad["__row"][0])
+                raw.path, f"{price} {bad[price][0]} cannot convert a contract amount to base units", row_of(bad)
             )
 
 
@@ -323,7 +308,7 @@ def _check_sides(df: pl.DataFrame, col: str, allowed: list[str], raw: RawFile) -
     low = pl.col(col).str.to_lowercase()
     bad = df.filter(~low.is_in(allowed))
     if not bad.is_empty():
-        raise ImportFormatError(raw.path, f"{col} must be one of {', '.join(allowed)}, got {bad[col][0]!r}", int(bad["__row"][0]))
+        raise ImportFormatError(raw.path, f"{col} must be one of {', '.join(allowed)}, got {bad[col][0]!r}", row_of(bad))
     return df.with_columns(low.alias(col))
 
 
@@ -414,7 +399,7 @@ class TardisBookSnapshot:
             half = df.filter(pl.col(p).is_not_null() | pl.col(a).is_not_null())
             lonely = half.filter(pl.col(p).is_null() | pl.col(a).is_null())
             if not lonely.is_empty():
-                raise ImportFormatError(raw.path, f"{p} and {a} must both be given or both be empty", int(lonely["__row"][0]))
+                raise ImportFormatError(raw.path, f"{p} and {a} must both be given or both be empty", row_of(lonely))
             _check_inverse_prices(half, raw, [(a, p)])
             parts.append(
                 half.select(
@@ -426,7 +411,10 @@ class TardisBookSnapshot:
         rows = (
             pl.concat(parts)
             .sort(["__row", pl.col("side") == "bid", "__level"])
-            .select("exchange", "market", "symbol", "ts", "seq", "side", "price", "amount", pl.lit(True).alias("is_snapshot"))
+            .select(
+                "exchange", "market", "symbol", "ts", "seq", "side", "price", "amount",
+                pl.lit(True).alias("is_snapshot"),
+            )
         )
         return [Batch("book_delta", rows)]
 
