@@ -128,28 +128,15 @@ def run_duckdb(con: duckdb.DuckDBPyConnection, interval: str) -> pa.Table:
     ).to_arrow_table()
 
 
-def run_pandas(pdf: pd.DataFrame, interval: str) -> pd.DataFrame:
+def run_pandas(pdf: pd.DataFrame, interval: str, keys: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The usual pandas way: floor the timestamps, then ``groupby(...).agg`` with named aggregations."""
     freq = f"{interval_ns(interval) // 1_000_000_000}s"
     work = pdf.assign(
         bucket=pdf["ts"].dt.floor(freq),
         buy=pdf["amount"].where(pdf["taker_side"] == "buy", 0.0),
         quote=pdf["price"] * pdf["amount"],
     )
-    return work.groupby("bucket", sort=True).agg(
-        open=("price", "first"), high=("price", "max"), low=("price", "min"), close=("price", "last"),
-        volume=("amount", "sum"), taker_buy_volume=("buy", "sum"), quote_volume=("quote", "sum"),
-        trades=("price", "size"),
-    )
-
-
-def run_pandas_keyed(pdf: pd.DataFrame, interval: str) -> pd.DataFrame:
-    freq = f"{interval_ns(interval) // 1_000_000_000}s"
-    work = pdf.assign(
-        bucket=pdf["ts"].dt.floor(freq),
-        buy=pdf["amount"].where(pdf["taker_side"] == "buy", 0.0),
-        quote=pdf["price"] * pdf["amount"],
-    )
-    return work.groupby(["exchange", "market", "symbol", "bucket"], sort=True).agg(
+    return work.groupby([*keys, "bucket"], sort=True).agg(
         open=("price", "first"), high=("price", "max"), low=("price", "min"), close=("price", "last"),
         volume=("amount", "sum"), taker_buy_volume=("buy", "sum"), quote_volume=("quote", "sum"),
         trades=("price", "size"),
@@ -227,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         "raw Polars query": lambda: run_polars(df, args.interval),
         "raw DuckDB SQL": lambda: run_duckdb(con, args.interval),
         "pandas groupby": lambda: run_pandas(pdf, args.interval),
-        "pandas groupby + keys": lambda: run_pandas_keyed(pdf, args.interval),
+        "pandas groupby + keys": lambda: run_pandas(pdf, args.interval, ("exchange", "market", "symbol")),
     }
     if args.candidate:
         candidate = load_candidate(args.candidate)

@@ -10,7 +10,9 @@ from rich.panel import Panel
 
 from tapewatch.bars import bars_from_store
 from tapewatch.commands.common import StoreOpt, console, friendly
-from tapewatch.commands.data import _print_report, bars_summary, inventory_table
+from rich.table import Table
+
+from tapewatch.commands.data import _print_report, bars_summary
 from tapewatch.errors import TapewatchError
 from tapewatch.importer import import_paths
 from tapewatch.store import Store
@@ -19,7 +21,7 @@ DEMO_STORE = Path("./tapewatch-demo-data")
 
 # (exchange, market, symbol, interval, what it shows)
 DEMO_BARS = [
-    ("binance", "spot", "BTC/USDT", "1m", "Binance spot BTC/USDT from real trades (aggressor: is_buyer_maker → taker sold)"),
+    ("binance", "spot", "BTC/USDT", "10s", "Binance spot BTC/USDT from real trades (aggressor: is_buyer_maker → taker sold)"),
     ("coinbase", "spot", "SKL/USD", "1m", "Coinbase from recorded match messages (side is the maker's: taker is the opposite)"),
     ("unknown", "perp", "BTC/USD", "1d", "the real BTC perpetual month, 1m bars resampled to 1d (quote volume only)"),
 ]
@@ -48,7 +50,7 @@ def demo_cmd(store: StoreOpt = DEMO_STORE) -> None:
     _print_report(report, st)
     if report.errors:
         raise TapewatchError("the bundled sample failed to import; the package may be damaged")
-    console.print(inventory_table(st))
+    console.print(venue_summary(st))
     for exchange, market, symbol, interval, what in DEMO_BARS:
         try:
             bars = bars_from_store(st, exchange, market, symbol, interval)
@@ -59,6 +61,24 @@ def demo_cmd(store: StoreOpt = DEMO_STORE) -> None:
         console.print(bars_summary(bars, f"{exchange} {market} {symbol} {interval}"))
         _flow_line(bars)
     console.print(Panel(LACKS, title="missing inputs", style="yellow"))
+
+
+def venue_summary(store: Store) -> Table:
+    """The store per kind / venue / market: symbols, rows and time range (``tapewatch status`` lists each symbol)."""
+    inv = (
+        store.inventory()
+        .group_by("kind", "exchange", "market")
+        .agg(pl.col("symbol").n_unique().alias("symbols"), pl.col("rows").sum(), pl.col("first").min(),
+             pl.col("last").max())
+        .sort("kind", "exchange", "market")
+    )
+    t = Table(title=f"what the store holds ({store.root})", title_justify="left")
+    for c in ("kind", "exchange", "market", "symbols", "rows", "from (UTC)", "to (UTC)"):
+        t.add_column(c, justify="right" if c in ("symbols", "rows") else "left")
+    for r in inv.iter_rows(named=True):
+        t.add_row(r["kind"], r["exchange"], r["market"], str(r["symbols"]), f"{r['rows']:,}",
+                  f"{r['first']:%Y-%m-%d %H:%M}", f"{r['last']:%Y-%m-%d %H:%M}")
+    return t
 
 
 def _flow_line(bars: pl.DataFrame) -> None:

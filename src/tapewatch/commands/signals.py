@@ -1,0 +1,113 @@
+"""``tapewatch signals`` (per-bar factor table) and ``tapewatch scan`` (verdict for the latest bar)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from tapewatch.commands.common import (
+    DEFAULT_STORE_PATH, EndOpt, OutOpt, StartOpt, StoreOpt, console, friendly, open_store, write_table,
+)
+from tapewatch.config import Config, load_config
+from tapewatch.detector import policy_text
+from tapewatch.scan import render, scan
+from tapewatch.signals.compute import compute_signals
+from tapewatch.timeutil import parse_time
+
+SymbolOpt = Annotated[str, typer.Option("--symbol", help="Base asset, e.g. BTC (markets are set in the config).")]
+IntervalOpt = Annotated[str, typer.Option("--interval", help="Bar interval: 1m, 5m, 15m, 1h, 4h, 1d …")]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", envvar="TAPEWATCH_CONFIG",
+                 help="TOML file of signal / detector parameters (defaults: tapewatch/default_config.toml)."),
+]
+SHOWN = [
+    "ts", "close", "spot_net_taker", "premium_index", "book_ratio_2", "oi_change_pct",
+    "spot_selling_into_rally", "negative_premium", "ask_heavy_book", "oi_rising_into_dip", "distribution", "accumulation",
+]
+
+
+def _config(path: Path | None) -> tuple[Config, str]:
+    return (load_config(path), str(path)) if path is not None else (Config(), "defaults")
+
+
+@friendly
+def signals_cmd(
+    symbol: SymbolOpt = "BTC",
+    interval: IntervalOpt = "5m",
+    start: StartOpt = None,
+    end: EndOpt = None,
+    out: OutOpt = None,
+    store: StoreOpt = DEFAULT_STORE_PATH,
+    config: ConfigOpt = None,
+    all_columns: Annotated[bool, typer.Option("--all-columns", help="Also write the helper columns.")] = False,
+) -> None:
+    """Factor values and conditions per bar. A row stamped t (bar open, UTC) uses data up to t + interval."""
+    cfg, source = _config(config)
+    sig = compute_signals(
+        open_store(store), symbol, interval,
+        parse_time(start) if start else None, parse_time(end) if end else None, cfg,
+    )
+    table = sig.table(all_columns)
+    if out is not None:
+        write_table(table, out)
+        console.print(f"wrote {table.height} bars × {table.width} columns to {escape(str(out))}", highlight=False)
+    else:
+        shown = table.select(SHOWN).tail(12)
+        t = Table(header_style="bold", pad_edge=False)
+        for c in shown.columns:
+            t.add_column(c, overflow="fold")
+        for r in shown.iter_rows():
+            t.add_row(*[_cell(x) for x in r])
+        console.print(t)
+        console.print(f"{table.height} bars; --out FILE.csv|.parquet writes all {table.width} columns", highlight=False)
+    events = {s: sum(1 for e in sig.events if e.side == s) for s in ("distribution", "accumulation")}
+    console.print(
+        f"events: {events['distribution']} distribution, {events['accumulation']} accumulation; "
+        f"detector: {escape(policy_text(cfg))}; config: {escape(source)}",
+        highlight=False,
+    )
+    for i in sig.inputs:
+        if i.status != "present":
+            console.print(
+                f"[yellow]{i.status}:[/] {escape(f'{i.label} ({i.source}, {i.bars}/{i.total} bars) {i.note}')}",
+                highlight=False,
+            )
+
+
+@friendly
+def scan_cmd(
+    symbol: SymbolOpt = "BTC",
+    interval: IntervalOpt = "5m",
+    lookback: Annotated[str, typer.Option("--lookback", help="How far back to list events, e.g. 1d, 7d.")] = "7d",
+    end: EndOpt = None,
+    events: Annotated[int, typer.Option("--events", min=0, help="Most recent events to show.")] = 10,
+    store: StoreOpt = DEFAULT_STORE_PATH,
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
+) -> None:
+    """Verdict for the latest closed bar: each factor, its threshold, whether it holds and why."""
+    cfg, source = _config(config)
+    verdict = scan(
+        open_store(store), symbol, interval, lookback, parse_time(end) if end else None, cfg, source,
+        max_events=events,
+    )
+    if as_json:
+        typer.echo(json.dumps(verdict.to_dict(), indent=2, default=str))
+    else:
+        render(verdict, console)
+
+
+def _cell(x: object) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return "NaN" if x != x else f"{x:,.4g}"
+    if hasattr(x, "strftime"):
+        return x.strftime("%Y-%m-%d %H:%M")  # type: ignore[attr-defined]
+    return str(x)
