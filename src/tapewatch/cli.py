@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tapewatch.commands import data, demo
+from tapewatch.commands import data, demo, signals
 
 app = typer.Typer(
     name="tapewatch",
@@ -16,6 +16,8 @@ app = typer.Typer(
 app.command("import")(data.import_cmd)
 app.command("bars")(data.bars_cmd)
 app.command("status")(data.status_cmd)
+app.command("signals")(signals.signals_cmd)
+app.command("scan")(signals.scan_cmd)
 app.command("demo")(demo.demo_cmd)
 
 if __name__ == "__main__":  # pragma: no cover

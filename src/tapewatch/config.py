@@ -93,8 +93,9 @@ class MarketsConfig:
 class FlowConfig:
     """Spot selling into a rally (mirror: spot buying into a decline); see signals/flow.py."""
 
-    rally_pct: float = field(default=0.5, metadata={"min": 0.0})  # % change over W that is a rally
-    close_at_extreme: bool = True  # a close at the W-high (W-low) also counts as a rally (decline)
+    window: Duration = "4h"  # W_rally: the rally / decline and the spot net taker sum are over this
+    rally_pct: float = field(default=0.5, metadata={"min": 0.0})  # % change over W_rally that is a rally
+    close_at_extreme: bool = True  # a close at the W_rally high (low) also counts as a rally (decline)
     measure: str = field(default="sum", metadata={"choices": ("sum", "z")})
     threshold: float = field(default=0.0, metadata={"min": 0.0})  # selling: measure < -threshold
     z_history: Duration = "30d"  # trailing history of the W-sum for measure = "z"
@@ -141,8 +142,9 @@ class OIConfig:
     """Open interest against price; see signals/oi.py."""
 
     source: MarketRef = MarketRef("binance", "perp", "USDT")
-    rise_pct: float = field(default=0.5, metadata={"min": 0.0})  # OI change over W above this is rising
-    dip_pct: float = field(default=0.0, metadata={"min": 0.0})  # price change over W below -this is a dip
+    window: Duration = "1h"  # W_oi: OI change and price change (price_change_pct) are over this
+    rise_pct: float = field(default=0.5, metadata={"min": 0.0})  # OI change over W_oi above this is rising
+    dip_pct: float = field(default=0.0, metadata={"min": 0.0})  # price change over W_oi below -this is a dip
     max_age: Duration = "15m"
 
 
@@ -170,7 +172,6 @@ class DetectorConfig:
 class Config:
     """All signal and detector parameters."""
 
-    window: Duration = "1h"  # W: price change, spot net-taker sum and OI change are over W
     markets: MarketsConfig = MarketsConfig()
     flow: FlowConfig = FlowConfig()
     premium: PremiumConfig = PremiumConfig()

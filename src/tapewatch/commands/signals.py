@@ -15,6 +15,7 @@ from tapewatch.commands.common import (
 )
 from tapewatch.config import Config, load_config
 from tapewatch.detector import policy_text
+from tapewatch.errors import TapewatchError
 from tapewatch.scan import render, scan
 from tapewatch.signals.compute import compute_signals
 from tapewatch.timeutil import parse_time
@@ -48,6 +49,8 @@ def signals_cmd(
     all_columns: Annotated[bool, typer.Option("--all-columns", help="Also write the helper columns.")] = False,
 ) -> None:
     """Factor values and conditions per bar. A row stamped t (bar open, UTC) uses data up to t + interval."""
+    if out is not None and out.suffix.lower() not in (".csv", ".parquet"):
+        raise TapewatchError(f"--out must end in .csv or .parquet, got {out.name!r}")
     cfg, source = _config(config)
     sig = compute_signals(
         open_store(store), symbol, interval,
@@ -73,7 +76,7 @@ def signals_cmd(
         highlight=False,
     )
     for i in sig.inputs:
-        if i.status != "present":
+        if i.status != "present" or i.note:
             console.print(
                 f"[yellow]{i.status}:[/] {escape(f'{i.label} ({i.source}, {i.bars}/{i.total} bars) {i.note}')}",
                 highlight=False,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
@@ -11,6 +13,7 @@ import polars as pl
 
 from tapewatch.config import Config, Duration, to_bars
 
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 Side = Literal["distribution", "accumulation"]
 SIDES: tuple[Side, Side] = ("distribution", "accumulation")
 
@@ -50,8 +53,14 @@ class Context:
 
     @staticmethod
     def span(d: Duration) -> str:
-        """A configured duration as text ("1h", "12 bars")."""
-        return d if isinstance(d, str) else f"{d} bars"
+        """A configured duration as text: ``"4h"`` → ``4 hours``, ``12`` → ``12 bars``."""
+        if isinstance(d, int):
+            return f"{d} bar" + ("s" if d != 1 else "")
+        m = re.match(r"^(\d+(?:\.\d+)?)([smhd])$", d)
+        if not m:
+            return d
+        unit = {"s": "second", "m": "minute", "h": "hour", "d": "day"}[m.group(2)]
+        return f"{m.group(1)} {unit}" + ("s" if m.group(1) != "1" else "")
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,22 @@ def num(v: Any) -> float | None:
     return None if math.isnan(f) else f
 
 
+def ns_of(v: Any) -> int | None:
+    """A timestamp value from a row (int ns or datetime) as UTC nanoseconds."""
+    if v is None:
+        return None
+    if isinstance(v, datetime):
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=timezone.utc)
+        return (v - EPOCH) // timedelta(microseconds=1) * 1_000
+    return int(v)
+
+
+def signed(x: float) -> str:
+    """A threshold with its sign: ``+0.5``, ``-0.1``, ``0``."""
+    return "0" if x == 0 else f"{x:+g}"
+
+
 def fmt_pct(v: float | None, digits: int = 2) -> str:
     """``+0.82%`` (``n/a`` for None)."""
     return "n/a" if v is None else f"{v:+.{digits}f}%"
@@ -99,6 +124,12 @@ def fmt_num(v: float | None, digits: int = 2) -> str:
 def safe_div(a: pl.Expr, b: pl.Expr) -> pl.Expr:
     """a / b, null where b is 0 or null (never NaN or inf)."""
     return pl.when(b != 0).then(a / b).otherwise(None)
+
+
+def known(expr: pl.Expr, *cols: str) -> pl.Expr:
+    """``expr`` where every column in ``cols`` has a value, else null: a condition with a missing
+    input is unavailable, never false."""
+    return pl.when(pl.all_horizontal([pl.col(c).is_not_null() for c in cols])).then(expr).otherwise(None)
 
 
 def pct_change(col: str, bars: int) -> pl.Expr:
