@@ -162,3 +162,26 @@ def test_scan_events_listed_with_their_annotations(tmp_path):
     text = console.export_text()
     assert "track record" in text and "n=12, hit 58%" in text
     assert not math.isnan(v.close or math.nan)
+
+
+def test_scan_command_shows_each_events_measured_track_record(tmp_path):
+    """`tapewatch scan` fills every event's track record from the stored history (issue 4)."""
+    from tapewatch.store import Store
+    from tapewatch.study.settings import load_settings
+    from tapewatch.study.wiring import track_records
+
+    store = Store(tmp_path / "s")
+    write_market(store, market(first="2022-01-20 00:00:00", minutes=2 * 1440, seed=2)["records"])
+    cfg_file = tmp_path / "loose.toml"
+    cfg_file.write_text('[detector]\nrequired = ["oi"]\nwhen_present = []\n[oi]\nrise_pct = 0.1\n'
+                        '[study]\nmove_pct = 0.3\nmove_window = "4h"\n')
+    res = runner.invoke(app, ["scan", "--lookback", "2d", "--config", str(cfg_file), "--store", str(store.root)],
+                        env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.output
+    cfg, settings = load_settings(cfg_file)
+    expected = track_records(store, "BTC", "5m", cfg, settings)
+    flat = _flat(res.output)
+    assert "track record" in flat
+    described = [r.describe() for r in expected.values()]
+    assert any(d in flat for d in described), (described, flat[-2000:])
+    assert any("n=" in d for d in described)

@@ -194,8 +194,10 @@ def bars_from_store(
     start: int | None = None,
     end: int | None = None,
 ) -> pl.DataFrame:
-    """Bars for one market from the store: from trades when it holds any in the range, else by
-    resampling the finest stored bars whose interval divides ``interval``.
+    """Bars for one market from the store, the source chosen per UTC day: days for which the
+    store holds trades are built from the trades; other days by resampling, per day, the finest
+    stored bars whose interval divides ``interval``. Choosing per day means data added for a
+    later day never changes how an earlier bar is built.
 
     Raises TapewatchError naming what the store holds when neither source covers the request.
     """
@@ -204,19 +206,29 @@ def bars_from_store(
     lo = None if start is None else start - start % step
     hi = None if end is None else end + (-end) % step
     trades = store.read("trade", exchange, market, symbol, lo, hi)
-    if not trades.is_empty():
-        return build_bars(trades, interval)
     stored = store.read("bar", exchange, market, symbol, lo, hi)
-    if stored.is_empty():
+    if trades.is_empty() and stored.is_empty():
         raise TapewatchError(
             f"no trades or bars for {exchange} {market} {symbol} in the requested range; "
             "run `tapewatch status` to see what the store holds"
         )
-    usable = [
-        iv for iv in stored.get_column("interval").unique().to_list() if step % interval_ns(iv) == 0
-    ]
-    if not usable:
-        have = ", ".join(sorted(stored.get_column("interval").unique().to_list()))
-        raise TapewatchError(f"cannot build {interval} bars: stored bars are {have}, none divides {interval}")
-    finest = min(usable, key=interval_ns)
-    return build_bars(conform("bar", stored.filter(pl.col("interval") == finest)), interval)
+    parts = []
+    if not trades.is_empty():
+        parts.append(build_bars(trades, interval))
+    if not stored.is_empty():
+        intervals = stored.get_column("interval").unique().to_list()
+        usable = {iv: interval_ns(iv) for iv in intervals if step % interval_ns(iv) == 0}
+        if not usable and trades.is_empty():
+            have = ", ".join(sorted(intervals))
+            raise TapewatchError(f"cannot build {interval} bars: stored bars are {have}, none divides {interval}")
+        day = pl.col("ts").dt.date()
+        trade_days = trades.select(day.unique()).to_series()
+        finer = (
+            stored.filter(pl.col("interval").is_in(list(usable)) & ~day.is_in(trade_days.implode()))
+            .with_columns(pl.col("interval").replace_strict(usable, return_dtype=pl.Int64).alias("__iv"))
+            .filter(pl.col("__iv") == pl.col("__iv").min().over(day))
+            .drop("__iv")
+        )
+        if not finer.is_empty():
+            parts.append(build_bars(conform("bar", finer), interval))
+    return pl.concat(parts).sort("ts", maintain_order=True) if len(parts) > 1 else parts[0]

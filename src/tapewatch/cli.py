@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tapewatch.commands import data, demo, signals
+from tapewatch.commands import data, demo, signals, study
 
 app = typer.Typer(
     name="tapewatch",
@@ -18,6 +18,8 @@ app.command("bars")(data.bars_cmd)
 app.command("status")(data.status_cmd)
 app.command("signals")(signals.signals_cmd)
 app.command("scan")(signals.scan_cmd)
+app.command("backtest")(study.backtest_cmd)
+app.command("report")(study.report_cmd)
 app.command("demo")(demo.demo_cmd)
 
 if __name__ == "__main__":  # pragma: no cover

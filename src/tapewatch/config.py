@@ -202,13 +202,22 @@ def load_config(path: str | Path | None = None) -> Config:
 
 
 def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
-    """Build and validate a :class:`Config` from nested dicts (as TOML gives them)."""
-    cfg = _build(Config, data, "", source)
+    """Build and validate a :class:`Config` from nested dicts (as TOML gives them).
+
+    A ``[study]`` table (event-study settings, tapewatch.study.settings) may sit in the same file;
+    it is validated here and read by ``load_settings``.
+    """
+    if "study" in data:
+        from tapewatch.study.settings import settings_from_dict
+
+        data = dict(data)
+        settings_from_dict(data.pop("study"), source)
+    cfg = build_section(Config, data, "", source)
     _check(cfg, source)
     return cfg
 
 
-def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
+def build_section(cls: type, data: Any, prefix: str, source: str) -> Any:
     where = prefix.rstrip(".") or "(top level)"
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: config key {where!r} must be a table, got {_show(data)}")
@@ -242,7 +251,7 @@ def _required(f: Any) -> bool:
 def _convert(value: Any, hint: Any, key: str, meta: dict[str, Any], source: str) -> Any:
     origin = get_origin(hint)
     if is_dataclass(hint):
-        return _build(hint, value, key + ".", source)
+        return build_section(hint, value, key + ".", source)
     if origin in (Union, types.UnionType):  # Duration = int | str
         return _duration(value, key, source)
     if origin is tuple:

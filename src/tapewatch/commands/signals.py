@@ -18,6 +18,8 @@ from tapewatch.detector import policy_text
 from tapewatch.errors import TapewatchError
 from tapewatch.scan import render, scan
 from tapewatch.signals.compute import compute_signals
+from tapewatch.study.settings import load_settings
+from tapewatch.study.wiring import track_records
 from tapewatch.timeutil import parse_time
 
 SymbolOpt = Annotated[str, typer.Option("--symbol", help="Base asset, e.g. BTC (markets are set in the config).")]
@@ -95,11 +97,15 @@ def scan_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
 ) -> None:
     """Verdict for the latest closed bar: each factor, its threshold, whether it holds and why."""
-    cfg, source = _config(config)
-    verdict = scan(
-        open_store(store), symbol, interval, lookback, parse_time(end) if end else None, cfg, source,
-        max_events=events,
-    )
+    cfg, settings = load_settings(config)
+    source = str(config) if config is not None else "defaults"
+    st = open_store(store)
+    end_ns = parse_time(end) if end else None
+    verdict = scan(st, symbol, interval, lookback, end_ns, cfg, source, max_events=events)
+    if verdict.events:  # every event carries this configuration's record on the stored history
+        records = track_records(st, symbol, interval, cfg, settings, end_ns)
+        for e in verdict.events:
+            e.annotations["track record"] = records[e.side].describe()
     if as_json:
         typer.echo(json.dumps(verdict.to_dict(), indent=2, default=str))
     else:

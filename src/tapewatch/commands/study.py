@@ -1,0 +1,159 @@
+"""``tapewatch backtest`` (the event study) and ``tapewatch report`` (HTML + PNG figures)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from tapewatch.commands.common import DEFAULT_STORE_PATH, EndOpt, StartOpt, StoreOpt, console, friendly, open_store
+from tapewatch.report import write_report
+from tapewatch.study.result import PeriodStats, StudyResult, format_params, p_text, pct, pct_range
+from tapewatch.study.run import Study, run_study
+from tapewatch.study.settings import load_settings
+from tapewatch.study.sweep import load_grid
+from tapewatch.study.wiring import DetectorStudy, prepare
+from tapewatch.timeutil import parse_time
+
+SymbolOpt = Annotated[str, typer.Option("--symbol", help="Base asset, e.g. BTC (markets are set in the config).")]
+IntervalOpt = Annotated[str, typer.Option("--interval", help="Bar interval: 1m, 5m, 15m, 1h …")]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", envvar="TAPEWATCH_CONFIG",
+                 help="TOML file: signal / detector parameters, and the [study] table (horizons, label, "
+                      "bootstrap draws, split)."),
+]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Bootstrap seed (default: study.seed, 0).")]
+
+
+def _run(store: Path, symbol: str, interval: str, start: str | None, end: str | None, config: Path | None,
+         sweep: Path | None, seed: int | None) -> tuple[DetectorStudy, Study]:
+    cfg, settings = load_settings(config)
+    grid = load_grid(sweep) if sweep is not None else [{}]
+    ds = prepare(open_store(store), symbol, interval, parse_time(start) if start else None,
+                 parse_time(end) if end else None, cfg, grid)
+    study = run_study(ds.bars, ds.event_fn, settings, ds.cooldown_ns, grid, seed, _inputs(ds, config, sweep))
+    return ds, _with_unknown(study, ds)
+
+
+def _with_unknown(study: Study, ds: DetectorStudy) -> Study:
+    """Add to the verdict, per side, on how many bars the detector could not tell (inputs missing)."""
+    extra = tuple(
+        f"{side}: the detector could not tell on {n:,} of {len(ds.bars):,} bars (a required input is missing "
+        "there; see missing inputs); those bars count as not fired"
+        for side, n in ds.unknown.items() if n
+    )
+    if not extra:
+        return study
+    return dataclasses.replace(study, result=dataclasses.replace(study.result, verdict=study.result.verdict + extra))
+
+
+def _inputs(ds: DetectorStudy, config: Path | None, sweep: Path | None) -> dict[str, object]:
+    """What the result records about where its inputs came from."""
+    return {"symbol": ds.base, "config": str(config) if config else "defaults", "grid": str(sweep) if sweep else None,
+            "missing_inputs": list(ds.missing), "detector_unknown_bars": ds.unknown}
+
+
+def print_result(result: StudyResult) -> None:
+    """The verdict first, then one table per period and the sweep summary."""
+    console.print(Panel("\n".join(escape(v) for v in result.verdict) or "no events", title="verdict",
+                        title_align="left", style="bold"))
+    console.print(f"label: {escape(result.label)}", highlight=False)
+    for period in result.periods:
+        console.print(_period_table(period))
+    for sw in result.sweeps:
+        console.print(
+            f"{sw.side}: {sw.sets} parameter sets ({sw.tested} with events); Benjamini–Hochberg keeps "
+            f"{sw.bh_significant} at FDR {sw.alpha:.0%}; best {escape(format_params(sw.best_params or {}))}: "
+            f"Reality Check {p_text(sw.reality_check_p)}, SPA {p_text(sw.spa_p)}", highlight=False)
+    for m in result.inputs.get("missing_inputs") or []:
+        console.print(f"[yellow]missing:[/] {escape(m)}", highlight=False)
+
+
+
+def _period_table(period: PeriodStats) -> Table:
+    t = Table(title=f"{period.name} · {period.start} → {period.end} · {period.bars:,} bars · "
+                    f"block {period.block_bars} bars · {period.reps:,} draws",
+              title_justify="left", header_style="bold", pad_edge=False)
+    for col in ("side", "outcome", "events", "after events", f"{period.confidence:.0%} CI", "base", "p"):
+        t.add_column(col, justify="left" if col in ("side", "outcome") else "right")
+    for s in period.sides:
+        for o in s.outcomes:
+            d = 0 if o.kind == "hit" else 2
+            t.add_row(s.side, o.outcome, str(o.events), pct(o.value, d), pct_range(o.ci_low, o.ci_high, d),
+                      pct(o.base, d), p_text(o.p_value))
+    return t
+
+
+@friendly
+def backtest_cmd(
+    symbol: SymbolOpt = "BTC",
+    interval: IntervalOpt = "5m",
+    start: StartOpt = None,
+    end: EndOpt = None,
+    config: ConfigOpt = None,
+    sweep: Annotated[Path | None, typer.Option("--sweep", help="Grid TOML: [grid] key = [values to try].")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the full result as JSON to this file.")] = None,
+    seed: SeedOpt = None,
+    store: StoreOpt = DEFAULT_STORE_PATH,
+) -> None:
+    """Event study: did distribution / accumulation precede pullbacks / rallies more often than usual?
+
+    Forward returns and the move label start at the close of the signal bar; the base rate is every
+    bar of the same period; intervals and p-values come from a stationary block bootstrap; a sweep
+    is corrected for multiple testing; the final part is held out. Same inputs + seed → same JSON.
+    """
+    _, study = _run(store, symbol, interval, start, end, config, sweep, seed)
+    print_result(study.result)
+    if json_out is not None:
+        study.result.write_json(json_out)
+        console.print(f"wrote {escape(str(json_out))}", highlight=False)
+
+
+@friendly
+def report_cmd(
+    symbol: SymbolOpt = "BTC",
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write (self-contained, opens offline).")] = Path(
+        "report.html"),
+    png: Annotated[Path | None, typer.Option("--png", help="Also write each figure as PNG into this folder.")] = None,
+    interval: IntervalOpt = "5m",
+    start: StartOpt = None,
+    end: EndOpt = None,
+    config: ConfigOpt = None,
+    sweep: Annotated[Path | None, typer.Option("--sweep", help="Grid TOML to sweep (the best set is drawn).")] = None,
+    seed: SeedOpt = None,
+    store: StoreOpt = DEFAULT_STORE_PATH,
+) -> None:
+    """HTML report: price with distribution / accumulation markers, one panel per factor, the
+    event-study table and forward-return distributions (Plotly, inlined)."""
+    ds, study = _run(store, symbol, interval, start, end, config, sweep, seed)
+    res = write_report(study, out, ds.factors, title=f"tapewatch · {ds.base} {interval} event study", png_dir=png)
+    console.print(Panel("\n".join(escape(v) for v in study.result.verdict) or "no events", title="verdict",
+                        title_align="left", style="bold"))
+    console.print(f"wrote {escape(str(res.html))}", highlight=False)
+    if png is not None:
+        if res.png_error:
+            console.print(f"[yellow]no PNG figures:[/] {escape(res.png_error)}", highlight=False)
+        else:
+            console.print(f"wrote {len(res.pngs)} PNG figures to {escape(str(png))}", highlight=False)
+
+
+def demo_section(store: Path, symbol: str, interval: str, config: Path | None, out: Path, reps: int = 200) -> Path:
+    """For ``tapewatch demo``: the backtest verdict on the demo store and the report path.
+
+    ``config``: the same TOML the demo's signals use (None = defaults); ``reps`` keeps it quick.
+    """
+    cfg, settings = load_settings(config)
+    settings = dataclasses.replace(settings, reps=reps)
+    ds = prepare(open_store(store), symbol, interval, None, None, cfg)
+    study = _with_unknown(run_study(ds.bars, ds.event_fn, settings, ds.cooldown_ns, [{}], None,
+                                    _inputs(ds, config, None)), ds)
+    print_result(study.result)
+    res = write_report(study, out, ds.factors, title=f"tapewatch demo · {ds.base} {interval} event study")
+    console.print(f"report: {escape(str(res.html.resolve()))}", highlight=False)
+    return res.html

@@ -1,0 +1,219 @@
+"""From the store and the detector to the study's plain inputs.
+
+``prepare(store, "BTC", "5m", start, end, cfg, grid)`` computes the detector's signals
+(``tapewatch.signals.frame.load`` once per distinct set of inputs, then
+``tapewatch.signals.compute.compute_frame`` per parameter set) and returns:
+
+* the price bars the labels are measured on: the signal frame's ``close`` (bar by bar from the
+  first market of ``markets.price`` that has a bar) with that same market's high and low;
+* an event function: parameter set → the ``distribution`` / ``accumulation`` columns (null =
+  unknown counts as not fired), on those bars (factors are recomputed only when a non-detector
+  key changes from one set to the next; a grid that varies ``detector.*`` keys last is cheap);
+* the cool-down of each set (``detector.cooldown`` in whole bars, as the detector counts it);
+* the factor panels for the report (from the base configuration's frame).
+
+Parameter sets are dotted configuration keys (``{"premium.threshold_pct": 0.1}``) applied over
+the base configuration and validated like a config file. The study period is the bars with open
+time in ``[start, end)``; earlier stored bars are read as warm-up for the rolling windows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from tapewatch import detector
+from tapewatch.config import Config, ConfigError, config_from_dict, to_bars
+from tapewatch.errors import TapewatchError
+from tapewatch.report import FactorPanel
+from tapewatch.signals.book import tag
+from tapewatch.signals.compute import compute_frame
+from tapewatch.signals.frame import Aligned, input_status, load, warmup_bars
+from tapewatch.store import Store
+from tapewatch.study.forward import PriceBars
+from tapewatch.study.run import TrackRecord, track_record
+from tapewatch.study.settings import StudySettings
+from tapewatch.study.sweep import EventFn, Params
+from tapewatch.timeutil import interval_ns
+
+SIDE_COLUMNS = ("distribution", "accumulation")
+# Configuration keys that change what `signals.frame.load` reads from the store; a grid that sweeps
+# one of them reloads the inputs for each distinct value, any other key reuses one load.
+INPUT_KEYS = (
+    "markets", "premium.a", "premium.b", "premium.usdt_usd", "premium.usdt_max_age",
+    "book.sources", "book.reference", "book.bands", "book.max_age", "oi.source", "oi.max_age", "funding",
+)
+
+
+def _plain(x: Any) -> Any:
+    """A config value as TOML would give it (dicts and lists)."""
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return {f.name: _plain(getattr(x, f.name)) for f in dataclasses.fields(x)}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+def config_with(cfg: Config, params: Params, source: str = "grid") -> Config:
+    """``cfg`` with the dotted keys of ``params`` replaced, validated (ConfigError names the key)."""
+    data = _plain(cfg)
+    for key, value in params.items():
+        node = data
+        *parents, leaf = key.split(".")
+        for p in parents:
+            if not isinstance(node.get(p), dict):
+                raise ConfigError(f"{source}: unknown config key {key!r}")
+            node = node[p]
+        if leaf not in node:
+            raise ConfigError(f"{source}: unknown config key {key!r}")
+        node[leaf] = value
+    return config_from_dict(data, source=source)
+
+
+def _input_key(cfg: Config) -> str:
+    plain = _plain(cfg)
+    picked = {}
+    for key in INPUT_KEYS:
+        node: Any = plain
+        for part in key.split("."):
+            node = node[part]
+        picked[key] = node
+    return json.dumps(picked, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class DetectorStudy:
+    """The study's inputs computed from the store (see the module docstring)."""
+
+    base: str
+    interval: str
+    bars: PriceBars
+    event_fn: EventFn
+    configs: dict[str, Config]  # canonical params JSON → configuration
+    frame: pl.DataFrame  # the base configuration's signal frame on ``bars`` (ts Int64 ns)
+    factors: tuple[FactorPanel, ...]
+    missing: tuple[str, ...]  # inputs with no data in the range: "label (source): why"
+    unknown: dict[str, int]  # per side: bars where the detector could not tell (base configuration)
+
+    def cooldown_ns(self, params: Params) -> int:
+        """The cool-down of a parameter set in ns (``detector.cooldown`` in whole bars)."""
+        step = self.bars.step_ns
+        return to_bars(self.configs[_canon(params)].detector.cooldown, step) * step
+
+
+def _canon(params: Params) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def _price_hl(store: Store, cfg: Config, base: str, interval: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """``ts, close, high, low``: the high and low of the market that gave each bar's close."""
+    ts = frame.get_column("ts")
+    lo, hi = int(ts.min()), int(ts.max()) + interval_ns(interval)
+    out = frame.select("ts", "close", "price_source").with_columns(
+        pl.lit(None, dtype=pl.Float64).alias("high"), pl.lit(None, dtype=pl.Float64).alias("low"))
+    for name in cfg.markets.price:
+        ref = getattr(cfg.markets, name)
+        try:
+            bars = store.bars(ref.exchange, ref.market, ref.symbol(base), interval, lo, hi)
+        except TapewatchError:
+            continue
+        hl = bars.select(pl.col("ts").cast(pl.Int64), pl.col("high").alias("__h"), pl.col("low").alias("__l"))
+        out = out.join(hl.unique("ts", keep="last"), on="ts", how="left").with_columns(
+            pl.when(pl.col("price_source") == name).then(pl.col("__h")).otherwise(pl.col("high")).alias("high"),
+            pl.when(pl.col("price_source") == name).then(pl.col("__l")).otherwise(pl.col("low")).alias("low"),
+        ).drop("__h", "__l")
+    return out.drop("price_source")
+
+
+def factor_panels(frame: pl.DataFrame, cfg: Config) -> tuple[FactorPanel, ...]:
+    """One report panel per factor (and funding), from a signal frame aligned with the study bars."""
+
+    def col(name: str) -> np.ndarray:
+        if name not in frame.columns:
+            return np.full(frame.height, np.nan)
+        return frame.get_column(name).cast(pl.Float64).fill_null(float("nan")).to_numpy()
+
+    band = tag(cfg.book.band)
+    return (
+        FactorPanel("taker flow: cumulative net taker volume (CVD)",
+                    {"spot CVD": col("spot_cvd"), "perp CVD": col("perp_cvd")}, "base units",
+                    note="no taker buy/sell split in the stored bars"),
+        FactorPanel("premium index (venue a − venue b, % of price)", {"premium index": col("premium_index")}, "%",
+                    (cfg.premium.threshold_pct, -cfg.premium.threshold_pct),
+                    note="no bars of both premium venues"),
+        FactorPanel(f"book ratio within {cfg.book.band:g} % ((bids − asks) / (bids + asks))",
+                    {f"book ratio {cfg.book.band:g} %": col(f"book_ratio_{band}")}, "",
+                    (cfg.book.threshold, -cfg.book.threshold), note="no book_depth records"),
+        FactorPanel("open interest vs price (change over W, %)",
+                    {"OI change": col("oi_change_pct"), "price change": col("price_change_pct")}, "%",
+                    (cfg.oi.rise_pct,), note="no open-interest records"),
+        FactorPanel("funding rate (context)", {"funding rate": col("funding_rate")}, "", note="no funding records"),
+    )
+
+
+def prepare(
+    store: Store,
+    symbol: str,
+    interval: str,
+    start: int | None,
+    end: int | None,
+    cfg: Config,
+    grid: Sequence[Params] = ({},),
+) -> DetectorStudy:
+    """Signals, price bars and an event function for the study (times UTC ns, ``end`` exclusive)."""
+    base = symbol.split("/")[0].split("-")[0].upper()
+    step = interval_ns(interval)
+    configs = {_canon(p): config_with(cfg, p) for p in grid}
+    loads: dict[str, Aligned] = {}
+    for key in dict.fromkeys(_input_key(c) for c in configs.values()):
+        group = [c for c in configs.values() if _input_key(c) == key]
+        widest = max(group, key=lambda c: warmup_bars(c, step))
+        loads[key] = load(store, base, interval, widest, start, end)
+
+    last: dict[str, pl.DataFrame] = {}  # the factor frame of the previous set, by everything but [detector]
+
+    def frame_of(c: Config) -> pl.DataFrame:
+        aligned = loads[_input_key(c)]
+        key = json.dumps({k: v for k, v in _plain(c).items() if k != "detector"}, sort_keys=True)
+        if key in last:  # only detector keys changed: recombine the factor conditions
+            return detector.combine(last[key], c)
+        full, _ = compute_frame(aligned, c)
+        full = full.filter(pl.col("ts") >= aligned.start)
+        last.clear()
+        last[key] = full
+        return full
+
+    base_frame = frame_of(cfg)
+    if end is not None:
+        base_frame = base_frame.filter(pl.col("ts") < end)
+    priced = _price_hl(store, cfg, base, interval, base_frame).filter(pl.col("close").is_not_null())
+    if priced.is_empty():
+        raise TapewatchError(f"no {interval} bars with a close for {base} in the requested range")
+    bars = PriceBars.from_frame(priced, interval)
+    keep = priced.select("ts")
+    frame = keep.join(base_frame, on="ts", how="left")
+
+    def event_fn(params: Params) -> dict[str, np.ndarray]:
+        c = configs[_canon(params)]
+        f = frame if c == cfg else keep.join(frame_of(c).select("ts", *SIDE_COLUMNS), on="ts", how="left")
+        return {s: f.get_column(s).fill_null(False).to_numpy() for s in SIDE_COLUMNS}
+
+    statuses = input_status(base_frame, loads[_input_key(cfg)])
+    missing = tuple(f"{i.label} ({i.source}): {i.note}" for i in statuses if i.status == "missing")
+    unknown = {s: int(frame.get_column(s).is_null().sum()) for s in SIDE_COLUMNS}
+    return DetectorStudy(base, interval, bars, event_fn, configs, frame, factor_panels(frame, cfg), missing, unknown)
+
+
+def track_records(store: Store, symbol: str, interval: str, cfg: Config, settings: StudySettings,
+                  end: int | None = None) -> dict[str, TrackRecord]:
+    """This configuration's record on all stored history before ``end``: per side the scored events,
+    hits, hit rate and base rate (no bootstrap) — what ``tapewatch scan`` shows next to each event."""
+    ds = prepare(store, symbol, interval, None, end, cfg)
+    fired = ds.event_fn({})
+    return track_record(ds.bars, fired, settings, ds.cooldown_ns({}))
