@@ -13,7 +13,6 @@ from tapewatch.report import FactorPanel, write_report
 from tapewatch.study import StudySettings, run_study
 
 CHROMIUM = find_chromium()
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: apt-get install -y chromium")
 
 # For every panel div: its plot containers, and per plot area (subplot) the drawn traces — SVG
 # trace groups holding at least one path with geometry (a line, a marker or a bar).
@@ -65,8 +64,8 @@ def test_report_is_self_contained(report):
     assert res.panels == ("panel-market", "panel-hits", "panel-returns")
 
 
-@needs_chromium
 def test_report_renders_every_panel_in_headless_chromium(report):
+    assert CHROMIUM is not None, "no Chromium on this machine: scripts/test.sh installs it (apt-get install chromium)"
     study, res = report
     with Chromium(CHROMIUM) as browser:
         page = browser.open(res.html.resolve().as_uri())
