@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
+import duckdb
 import typer
 
 from tapewatch.backfill.config import load_config
@@ -85,5 +86,5 @@ def print_gaps(store: Store) -> None:
     """The gap table of ``store`` (for ``tapewatch status``)."""
     try:
         console.print(gaps_table(series_status(store), str(store.root)))
-    except Exception as exc:  # noqa: BLE001 - duckdb / parquet errors become one clear line
+    except (duckdb.Error, OSError) as exc:
         raise TapewatchError(f"cannot compute gaps of {store.root}: {exc}") from exc

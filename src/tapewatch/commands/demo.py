@@ -10,6 +10,12 @@ from rich.panel import Panel
 
 from tapewatch.bars import bars_from_store
 from tapewatch.commands.common import StoreOpt, console, friendly
+from tapewatch.commands.signals import frame_table
+from tapewatch.commands.study import demo_section
+from tapewatch.scan import render, scan
+from tapewatch.signals.compute import compute_signals
+from tapewatch.study.settings import load_settings
+from tapewatch.timeutil import parse_time
 from rich.table import Table
 
 from tapewatch.commands.data import _print_report, bars_summary
@@ -26,6 +32,7 @@ DEMO_BARS = [
     ("unknown", "perp", "BTC/USD", "1d", "the real BTC perpetual month, 1m bars resampled to 1d (quote volume only)"),
 ]
 
+FLOW_COLUMNS = ["ts", "close", "spot_taker_buy", "spot_taker_sell", "spot_net_taker", "spot_cvd", "spot_taker_buy_ratio"]
 LACKS = (
     "The bundled sample lacks: a Coinbase BTC-USD series over the same period as a Binance BTC-USDT one "
     "(no premium), Binance `metrics` open interest, `bookDepth` archives, funding history, and a long "
@@ -60,7 +67,24 @@ def demo_cmd(store: StoreOpt = DEMO_STORE) -> None:
         console.print(f"[bold]{what}[/]", highlight=False)
         console.print(bars_summary(bars, f"{exchange} {market} {symbol} {interval}"))
         _flow_line(bars)
+    _signals_and_study(st)
     console.print(Panel(LACKS, title="missing inputs", style="yellow"))
+
+
+def _signals_and_study(st: Store) -> None:
+    """Factors and the detector on the sample, then the event study and the report."""
+    cfg_path = Path(str(resources.files("tapewatch") / "demo_config.toml"))
+    cfg, _ = load_settings(cfg_path)
+    # taker flow / CVD: the sample's Binance spot trades (46 s of 2021-01-08), 10 s bars
+    flow = compute_signals(st, "BTC", "10s", parse_time("2021-01-08T00:00"), parse_time("2021-01-08T00:01"), cfg)
+    console.print("[bold]taker flow and CVD from the real Binance spot trades (10 s bars)[/]")
+    console.print(frame_table(flow.table(), FLOW_COLUMNS, rows=6))
+    # the detector on the real perp month, 1 h bars: which factors the sample can and cannot feed
+    month = parse_time("2022-01-01T00:00"), parse_time("2022-02-01T00:00")
+    verdict = scan(st, "BTC", "1h", "31d", month[1], cfg, str(cfg_path), max_events=5)
+    render(verdict, console)
+    console.print("[bold]event study on the real perp month, January 2022 (1 h bars)[/]")
+    demo_section(st.root, "BTC", "1h", cfg_path, Path("tapewatch-demo-report.html"), start=month[0], end=month[1])
 
 
 def venue_summary(store: Store) -> Table:

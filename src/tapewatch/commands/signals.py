@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import polars as pl
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -63,13 +64,7 @@ def signals_cmd(
         write_table(table, out)
         console.print(f"wrote {table.height} bars × {table.width} columns to {escape(str(out))}", highlight=False)
     else:
-        shown = table.select(SHOWN).tail(12)
-        t = Table(header_style="bold", pad_edge=False)
-        for c in shown.columns:
-            t.add_column(c, overflow="fold")
-        for r in shown.iter_rows():
-            t.add_row(*[_cell(x) for x in r])
-        console.print(t)
+        console.print(frame_table(table, SHOWN))
         console.print(f"{table.height} bars; --out FILE.csv|.parquet writes all {table.width} columns", highlight=False)
     events = {s: sum(1 for e in sig.events if e.side == s) for s in ("distribution", "accumulation")}
     console.print(
@@ -110,6 +105,16 @@ def scan_cmd(
         typer.echo(json.dumps(verdict.to_dict(), indent=2, default=str))
     else:
         render(verdict, console)
+
+
+def frame_table(table: pl.DataFrame, columns: list[str], rows: int = 12) -> Table:
+    """The last ``rows`` bars of a signals table, ``columns`` only, as a Rich table."""
+    t = Table(header_style="bold", pad_edge=False)
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for r in table.select(columns).tail(rows).iter_rows():
+        t.add_row(*[_cell(x) for x in r])
+    return t
 
 
 def _cell(x: object) -> str:

@@ -143,14 +143,18 @@ def report_cmd(
             console.print(f"wrote {len(res.pngs)} PNG figures to {escape(str(png))}", highlight=False)
 
 
-def demo_section(store: Path, symbol: str, interval: str, config: Path | None, out: Path, reps: int = 200) -> Path:
+def demo_section(
+    store: Path, symbol: str, interval: str, config: Path | None, out: Path, reps: int = 200,
+    start: int | None = None, end: int | None = None,
+) -> Path:
     """For ``tapewatch demo``: the backtest verdict on the demo store and the report path.
 
-    ``config``: the same TOML the demo's signals use (None = defaults); ``reps`` keeps it quick.
+    ``config``: the same TOML the demo's signals use (None = defaults); ``reps`` keeps it quick;
+    ``start``/``end``: the period studied (UTC ns; None = all stored).
     """
     cfg, settings = load_settings(config)
     settings = dataclasses.replace(settings, reps=reps)
-    ds = prepare(open_store(store), symbol, interval, None, None, cfg)
+    ds = prepare(open_store(store), symbol, interval, start, end, cfg)
     study = _with_unknown(run_study(ds.bars, ds.event_fn, settings, ds.cooldown_ns, [{}], None,
                                     _inputs(ds, config, None)), ds)
     print_result(study.result)
