@@ -13,6 +13,16 @@ if not SHARED.is_dir():  # the repository checked out elsewhere: look beside the
     SHARED = Path.cwd().parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def _no_network() -> object:
+    """No test reaches the internet: any connect to a non-loopback address fails the test."""
+    from fakevenue import netguard
+
+    netguard.install()
+    yield
+    netguard.uninstall()
+
+
 @pytest.fixture
 def shared() -> Path:
     """The real recorded exchange data in ../shared/data (see its PROVENANCE.md)."""

@@ -175,13 +175,15 @@ def test_scan_command_shows_each_events_measured_track_record(tmp_path):
     cfg_file = tmp_path / "loose.toml"
     cfg_file.write_text('[detector]\nrequired = ["oi"]\nwhen_present = []\n[oi]\nrise_pct = 0.1\n'
                         '[study]\nmove_pct = 0.3\nmove_window = "4h"\n')
-    res = runner.invoke(app, ["scan", "--lookback", "2d", "--config", str(cfg_file), "--store", str(store.root)],
-                        env={"COLUMNS": "400"})
+    res = runner.invoke(app, ["scan", "--json", "--lookback", "2d", "--config", str(cfg_file), "--store", str(store.root)])
     assert res.exit_code == 0, res.output
     cfg, settings = load_settings(cfg_file)
-    expected = track_records(store, "BTC", "5m", cfg, settings)
-    flat = _flat(res.output)
-    assert "track record" in flat
-    described = [r.describe() for r in expected.values()]
-    assert any(d in flat for d in described), (described, flat[-2000:])
-    assert any("n=" in d for d in described)
+    expected = {side: r.describe() for side, r in track_records(store, "BTC", "5m", cfg, settings).items()}
+    events = json.loads(res.output)["events"]
+    assert events
+    for e in events:
+        assert e["annotations"]["track record"] == expected[e["side"]]
+        assert "n=" in e["annotations"]["track record"]
+    # and the human rendering shows the column
+    res = runner.invoke(app, ["scan", "--lookback", "2d", "--config", str(cfg_file), "--store", str(store.root)])
+    assert res.exit_code == 0 and "track record" in _flat(res.output)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tapewatch.commands import data, demo, signals, study
+from tapewatch.commands import backfill, data, demo, signals, study
 
 app = typer.Typer(
     name="tapewatch",
@@ -15,7 +15,8 @@ app = typer.Typer(
 )
 app.command("import")(data.import_cmd)
 app.command("bars")(data.bars_cmd)
-app.command("status")(data.status_cmd)
+app.command("status")(backfill.status_cmd)
+app.command("backfill")(backfill.backfill_cmd)
 app.command("signals")(signals.signals_cmd)
 app.command("scan")(signals.scan_cmd)
 app.command("backtest")(study.backtest_cmd)

@@ -128,12 +128,6 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
-@friendly
-def status_cmd(store: StoreOpt = DEFAULT_STORE_PATH) -> None:
-    """What the store holds: per kind, venue, market and symbol, its rows and time range."""
-    console.print(inventory_table(Store(store)))
-
-
 def inventory_table(store: Store) -> Table:
     inv = store.inventory()
     t = Table(title=f"store {store.root}", title_justify="left")
