@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 import polars as pl
 from rich.panel import Panel
 
 from tapewatch.bars import bars_from_store
-from tapewatch.commands.common import StoreOpt, console, friendly
+from tapewatch.backfill.config import load_config as load_backfill_config
+from tapewatch.backfill.run import BackfillRequest, run_backfill
+from tapewatch.commands.backfill import print_report
+from tapewatch.commands.common import StoreOpt, console, err_console, friendly
 from tapewatch.commands.signals import frame_table
 from tapewatch.commands.study import demo_section
 from tapewatch.scan import render, scan
 from tapewatch.signals.compute import compute_signals
 from tapewatch.study.settings import load_settings
-from tapewatch.timeutil import parse_time
+from tapewatch.timeutil import ns_to_iso, parse_time
 from rich.table import Table
 
 from tapewatch.commands.data import _print_report, bars_summary
@@ -33,6 +41,13 @@ DEMO_BARS = [
 ]
 
 FLOW_COLUMNS = ["ts", "close", "spot_taker_buy", "spot_taker_sell", "spot_net_taker", "spot_cvd", "spot_taker_buy_ratio"]
+FETCH_DAYS = 7
+NS_PER_DAY = 86_400_000_000_000
+# what --fetch fills (start/end set per run): every input of the four factors, for BTC
+FETCH = (
+    BackfillRequest("binance", "BTC/USDT", 0, None, ("spot", "perp"), ("klines", "metrics", "bookdepth", "funding"), "1m"),
+    BackfillRequest("coinbase", "BTC/USD", 0, None, ("spot",), ("klines",), "1m"),
+)
 LACKS = (
     "The bundled sample lacks: a Coinbase BTC-USD series over the same period as a Binance BTC-USDT one "
     "(no premium), Binance `metrics` open interest, `bookDepth` archives, funding history, and a long "
@@ -46,12 +61,25 @@ def sample_dir() -> Path:
 
 
 @friendly
-def demo_cmd(store: StoreOpt = DEMO_STORE) -> None:
-    """Import the bundled real sample into a store and show what is there, with bars.
+def demo_cmd(
+    store: StoreOpt = DEMO_STORE,
+    fetch: Annotated[bool, typer.Option(
+        "--fetch", help="Fill the store from the exchanges first (needs internet) and run on that instead of the sample.")] = False,
+    start: Annotated[str | None, typer.Option(help="With --fetch: first day, UTC (default: 7 days ago).")] = None,
+    end: Annotated[str | None, typer.Option(help="With --fetch: end, UTC, exclusive (default: now).")] = None,
+    backfill_config: Annotated[Path | None, typer.Option(
+        "--backfill-config", help="With --fetch: backfill TOML (base URLs, retries); see `tapewatch backfill --help`.")] = None,
+) -> None:
+    """Import the bundled real sample into a store and show what is there: bars, the factors,
+    the detector's verdict and the event study with its report.
 
-    Re-running is idempotent: the same files give the same rows.
+    Re-running is idempotent: the same files give the same rows. With --fetch, the store is
+    first filled from Binance (archive + REST) and Coinbase (REST) for BTC.
     """
     st = Store(store)
+    if fetch:
+        _fetched(st, start, end, backfill_config)
+        return
     console.print(Panel.fit(f"tapewatch demo — real sample: {sample_dir()}\nstore: {st.root}", style="bold"))
     report = import_paths([sample_dir()], st)
     _print_report(report, st)
@@ -69,6 +97,28 @@ def demo_cmd(store: StoreOpt = DEMO_STORE) -> None:
         _flow_line(bars)
     _signals_and_study(st)
     console.print(Panel(LACKS, title="missing inputs", style="yellow"))
+
+
+def _fetched(st: Store, start: str | None, end: str | None, backfill_config: Path | None) -> None:
+    """Backfill BTC from the exchanges, then the factors, the verdict and the event study on it (5 m bars)."""
+    now = time.time_ns()
+    lo = parse_time(start) if start else now - now % NS_PER_DAY - FETCH_DAYS * NS_PER_DAY
+    hi = parse_time(end) if end else None
+    cfg = load_backfill_config(backfill_config)
+    console.print(Panel.fit(f"tapewatch demo --fetch: BTC from Binance and Coinbase since {ns_to_iso(lo)} UTC\n"
+                            f"store: {st.root}", style="bold"))
+    ok = True
+    for req in FETCH:
+        report = run_backfill(replace(req, start=lo, end=hi), st, cfg, err_console)
+        print_report(report)
+        ok &= report.ok
+    if not ok:
+        console.print("[yellow]some inputs could not be fetched (listed above); the factors that need them show as unavailable[/]")
+    end_ns = hi if hi is not None else now
+    verdict = scan(st, "BTC", "5m", f"{max(1, (end_ns - lo) // NS_PER_DAY)}d", hi, None, "defaults", max_events=5)
+    render(verdict, console)
+    console.print("[bold]event study on the fetched period (5 m bars)[/]")
+    demo_section(st.root, "BTC", "5m", None, Path("tapewatch-demo-report.html"), start=lo, end=hi)
 
 
 def _signals_and_study(st: Store) -> None:
