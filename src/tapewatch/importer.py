@@ -1,5 +1,8 @@
 """``tapewatch import``: files and directories in, normalized records in the store.
 
+Order-book deltas (snapshots and diffs) are also turned into ``book_depth`` records by the L2
+engine (tapewatch.book), per book, over the days the imported deltas touch.
+
 A file named on the command line must be a known format; inside a directory, files of no known
 format (READMEs, checksums…) are listed as skipped. A malformed file is reported with file, row
 and reason, and nothing from it is written; the other files are still imported.
@@ -12,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tapewatch.book.derive import BookKey, DerivedDepth, depth_from_store, merge_spans, touched_books
 from tapewatch.errors import ImportFormatError, TapewatchError, UnknownFormatError
 from tapewatch.sources import Batch, Hints, RawFile, detect
 from tapewatch.store import Store
@@ -31,9 +35,10 @@ class FileResult:
 
 @dataclass
 class ImportReport:
-    """All file results of one import run."""
+    """All file results of one import run, and the order books rebuilt from imported deltas."""
 
     files: list[FileResult] = field(default_factory=list)
+    books: list[DerivedDepth] = field(default_factory=list)
 
     @property
     def errors(self) -> list[FileResult]:
@@ -83,6 +88,7 @@ def import_paths(
     """Import files and directories into ``store``; ``on_file`` is called after each file (progress)."""
     hints = hints or Hints()
     report = ImportReport()
+    books: dict[BookKey, tuple[int, int]] = {}
     for path, named in expand(paths):
         res = FileResult(path)
         try:
@@ -92,6 +98,8 @@ def import_paths(
             for b in batches:
                 w = store.write(b.kind, b.rows)
                 res.added[b.kind] = res.added.get(b.kind, 0) + w.added
+                if b.kind == "book_delta" and b.rows.height:
+                    books = merge_spans(books, touched_books(b.rows))
         except UnknownFormatError as exc:
             if named:
                 res.error = str(exc)
@@ -102,4 +110,6 @@ def import_paths(
         report.files.append(res)
         if on_file:
             on_file(res)
+    # raw depth (snapshots + diffs) becomes book_depth through the L2 engine
+    report.books = depth_from_store(store, books)
     return report

@@ -1,0 +1,232 @@
+"""Depth bands: bid and ask size within p % of a reference price, in base and quote units.
+
+Two references (the ``reference`` column of ``book_depth``):
+
+``mid`` (Hyblock's convention, and Binance's ``bookDepth`` archive)
+    bids with ``price >= mid * (1 - p/100)``, asks with ``price <= mid * (1 + p/100)``,
+    ``mid = (best bid + best ask) / 2``.
+``touch`` (Kaiko's convention)
+    bids with ``price >= best bid * (1 - p/100)``, asks with ``price <= best ask * (1 + p/100)``.
+
+Both limits are inclusive and computed exactly: prices are integer ticks and ``p`` is taken in
+basis points, so ``mid * (1 - p/100)`` becomes ``ceil((bb + ba) * (10000 - bp) / 20000)`` in
+integer arithmetic — a level sitting exactly on the limit is always in, whatever floating point
+would have said. Base amount = sum of sizes; quote notional = sum of ``price * size``.
+
+The kernel walks the window once per side from the touch outwards, through the widest band, in
+blocks of 64+ ticks (their sums are kept by :mod:`tapewatch.book.core`), and closes each narrower band
+on the way (the bands are nested); only the block where a band ends is read tick by tick. Levels
+in the overflow map are added only when the widest band reaches outside the window. Depth is sampled at most
+once per book change (the engine reuses the sums for every grid point until the next message),
+so this is a few thousand additions per second of data, whatever the update rate.
+
+:func:`with_delta_ratio` adds ``delta = bids - asks`` and ``ratio = (bids - asks) / (bids + asks)``
+(in [-1, 1]; null when the band is empty) to ``book_depth`` rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+
+from tapewatch.book._jit import njit
+from tapewatch.book.core import BASE, SHIFT, WIDTH
+from tapewatch.errors import TapewatchError
+
+DEFAULT_BANDS = (1.0, 2.0, 5.0, 10.0)
+REFERENCES = ("mid", "touch")
+MID = 0
+TOUCH = 1
+
+
+def band_bps(bands: Sequence[float]) -> np.ndarray:
+    """Band percentages as sorted integer basis points (1 % → 100); each must be a whole number of
+    basis points in (0, 100) %."""
+    if not len(bands):
+        raise TapewatchError("give at least one depth band (percent from the reference price)")
+    out = []
+    for b in bands:
+        bp = round(float(b) * 100)
+        if not 0 < bp < 10000 or abs(bp - float(b) * 100) > 1e-6:
+            raise TapewatchError(f"bad depth band {b!r}: use a percentage in (0, 100) with at most 2 decimals")
+        out.append(bp)
+    if len(set(out)) != len(out):
+        raise TapewatchError(f"duplicate depth bands in {list(bands)}")
+    return np.array(sorted(out), dtype=np.int64)
+
+
+def reference_codes(references: Sequence[str] | str) -> np.ndarray:
+    refs = [references] if isinstance(references, str) else list(references)
+    bad = [r for r in refs if r not in REFERENCES]
+    if bad or not refs:
+        raise TapewatchError(f"bad depth reference {bad or refs!r}: use 'mid' and/or 'touch'")
+    return np.array([REFERENCES.index(r) for r in dict.fromkeys(refs)], dtype=np.int64)
+
+
+@njit
+def _ceil_div(a: int, b: int) -> int:
+    return -((-a) // b)
+
+
+@njit
+def band_limits(bb: int, ba: int, bps, ref: int, lo, hi) -> None:
+    """Tick limits of each band: bids at ``tick >= lo[k]`` and asks at ``tick <= hi[k]`` are in band k."""
+    for k in range(len(bps)):
+        bp = bps[k]
+        if ref == MID:
+            s = bb + ba
+            lo[k] = _ceil_div(s * (10000 - bp), 20000)
+            hi[k] = (s * (10000 + bp)) // 20000
+        else:
+            lo[k] = _ceil_div(bb * (10000 - bp), 10000)
+            hi[k] = (ba * (10000 + bp)) // 10000
+
+
+@njit
+def band_sums(qty, aux, ist, ovb, ova, scale: float, bb: int, ba: int, bps, ref: int, out) -> None:
+    """Fill ``out[k] = (bid_amount, ask_amount, bid_notional, ask_notional)`` for each band ``k``.
+
+    ``bb`` / ``ba`` are the best bid / ask ticks (both present, ``bb < ba``); ``scale = 10**decimals``
+    turns a tick back into a price. Whole blocks come from the block sums; only the block
+    where a band ends is summed tick by tick. (The loops are written out rather than calling
+    helpers: a numba call taking the arrays costs reference counting per block.)
+    """
+    nb = len(bps)
+    lo = np.empty(nb, np.int64)
+    hi = np.empty(nb, np.int64)
+    band_limits(bb, ba, bps, ref, lo, hi)
+    base = ist[BASE]
+    w = ist[WIDTH]
+    sh = ist[SHIFT]
+    blk = 1 << sh
+    for k in range(nb):
+        out[k, 0] = 0.0
+        out[k, 1] = 0.0
+        out[k, 2] = 0.0
+        out[k, 3] = 0.0
+    # bids: blocks from the touch down; nothing above the best bid is non-zero
+    top = bb - base
+    if top >= w:
+        top = w - 1
+    if top >= 0:
+        cq = 0.0
+        cn = 0.0
+        k = 0
+        b = top >> sh
+        while b >= 0 and k < nb:
+            start = b << sh
+            while k < nb and lo[k] - base >= start:  # band k ends inside this block
+                pq = 0.0
+                pn = 0.0
+                for i in range(lo[k] - base, min(start + blk - 1, top) + 1):
+                    x = qty[0, i]
+                    if x != 0.0:
+                        pq += x
+                        pn += x * ((base + i) / scale)
+                out[k, 0] = cq + pq
+                out[k, 2] = cn + pn
+                k += 1
+            if k == nb:
+                break
+            if np.isnan(aux[0, b]):  # a stale block: sum it again
+                q = 0.0
+                nn = 0.0
+                for i in range(start, start + blk):
+                    x = qty[0, i]
+                    if x != 0.0:
+                        q += x
+                        nn += x * ((base + i) / scale)
+                aux[0, b] = q
+                aux[1, b] = nn
+            cq += aux[0, b]
+            cn += aux[1, b]
+            b -= 1
+        while k < nb:
+            out[k, 0] = cq
+            out[k, 2] = cn
+            k += 1
+    if lo[nb - 1] < base or bb >= base + w:
+        for t, q in ovb.items():  # overflow levels are all outside the window
+            if t >= lo[nb - 1] and t <= bb:
+                for k in range(nb):
+                    if t >= lo[k]:
+                        out[k, 0] += q
+                        out[k, 2] += q * (t / scale)
+    # asks: blocks from the touch up; nothing below the best ask is non-zero
+    bottom = ba - base
+    if bottom < 0:
+        bottom = 0
+    if bottom < w:
+        cq = 0.0
+        cn = 0.0
+        k = 0
+        b = bottom >> sh
+        last = (w >> sh) - 1
+        while b <= last and k < nb:
+            start = b << sh
+            end = start + blk - 1
+            while k < nb and hi[k] - base <= end:
+                pq = 0.0
+                pn = 0.0
+                for i in range(max(start, bottom), hi[k] - base + 1):
+                    x = qty[1, i]
+                    if x != 0.0:
+                        pq += x
+                        pn += x * ((base + i) / scale)
+                out[k, 1] = cq + pq
+                out[k, 3] = cn + pn
+                k += 1
+            if k == nb:
+                break
+            if np.isnan(aux[2, b]):
+                q = 0.0
+                nn = 0.0
+                for i in range(start, start + blk):
+                    x = qty[1, i]
+                    if x != 0.0:
+                        q += x
+                        nn += x * ((base + i) / scale)
+                aux[2, b] = q
+                aux[3, b] = nn
+            cq += aux[2, b]
+            cn += aux[3, b]
+            b += 1
+        while k < nb:
+            out[k, 1] = cq
+            out[k, 3] = cn
+            k += 1
+    if hi[nb - 1] >= base + w or ba < base:
+        for t, q in ova.items():
+            if t <= hi[nb - 1] and t >= ba:
+                for k in range(nb):
+                    if t <= hi[k]:
+                        out[k, 1] += q
+                        out[k, 3] += q * (t / scale)
+
+
+def _unit_cols(unit: str) -> tuple[str, str]:
+    if unit == "base":
+        return "bid_amount", "ask_amount"
+    if unit == "quote":
+        return "bid_notional", "ask_notional"
+    raise TapewatchError(f"bad depth unit {unit!r}: use 'base' or 'quote'")
+
+
+def delta_expr(unit: str = "quote") -> pl.Expr:
+    """``bids - asks`` of ``book_depth`` rows, in base (``amount``) or quote (``notional``) units."""
+    b, a = _unit_cols(unit)
+    return (pl.col(b) - pl.col(a)).alias("delta")
+
+
+def ratio_expr(unit: str = "quote") -> pl.Expr:
+    """``(bids - asks) / (bids + asks)`` in [-1, 1]; null when the band is empty on both sides."""
+    b, a = _unit_cols(unit)
+    total = pl.col(b) + pl.col(a)
+    return pl.when(total > 0).then((pl.col(b) - pl.col(a)) / total).otherwise(None).alias("ratio")
+
+
+def with_delta_ratio(depth: pl.DataFrame, unit: str = "quote") -> pl.DataFrame:
+    """``book_depth`` rows with ``delta`` and ``ratio`` columns added (see :func:`ratio_expr`)."""
+    return depth.with_columns(delta_expr(unit), ratio_expr(unit))
