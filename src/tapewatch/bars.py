@@ -6,6 +6,7 @@ and uses only data inside it. Intervals without data produce no row (a gap, neve
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import polars as pl
 
@@ -36,8 +37,8 @@ def build_bars(data: pl.DataFrame, interval: str) -> pl.DataFrame:
     Output columns: :data:`BAR_COLUMNS`; ``taker_sell_volume = volume - taker_buy_volume``;
     taker volumes are null for a bar where any input lacks the aggressor side.
 
-    Trades take one pass over contiguous runs (numpy ``reduceat``) when they come in key-then-time
-    order, as Store.read returns them; other input is sorted once (stable: trades sharing a
+    Trades take one compiled pass (numba) when they come in key-then-time order, as Store.read
+    returns them; other input is sorted once (stable: trades sharing a
     timestamp keep their input order, which decides open and close).
     """
     step = interval_ns(interval)
@@ -122,48 +123,22 @@ def _ordered(data: pl.DataFrame, keys: list[str]) -> tuple[pl.DataFrame, np.ndar
 def _trade_bars(data: pl.DataFrame, interval: str, step: int) -> pl.DataFrame:
     keys = [k for k in KEYS if k in data.columns]
     data, ts, kchange = _ordered(data, keys)
-    n = len(ts)
-    first, last = int(ts[0]) - int(ts[0]) % step, int(ts[-1])
-    if kchange is None and (last - first) // step < n // 4:
-        # one market, time-ordered: bar starts by binary search on the grid (no per-row bucket)
-        edges = np.arange(first, last + 1, step, dtype=np.int64)
-        cut = np.searchsorted(ts, edges, side="left")
-        keep = np.append(cut[1:], n) > cut
-        starts, opens = cut[keep], edges[keep]
-    else:
-        bucket = ts // step * step
-        change = np.empty(n, dtype=bool)
-        change[0] = True
-        np.not_equal(bucket[1:], bucket[:-1], out=change[1:])
-        if kchange is not None:
-            change |= kchange
-        starts = np.flatnonzero(change)
-        opens = bucket[starts]
-    ends = np.append(starts[1:], n) - 1
-    side_null = data.get_column("taker_side").null_count() > 0
-    cols = data.select(
-        pl.col("price").cast(pl.Float64),
-        pl.col("amount").cast(pl.Float64),
-        pl.when(pl.col("taker_side") == "buy").then(pl.col("amount")).otherwise(0.0).cast(pl.Float64).alias("buy"),
-        (pl.col("price") * pl.col("amount")).cast(pl.Float64).alias("quote"),
-        *([pl.col("taker_side").is_null().alias("unknown")] if side_null else []),
-    )
-    price = cols.get_column("price").to_numpy()
-    taker_buy = pl.Series("taker_buy_volume", np.add.reduceat(cols.get_column("buy").to_numpy(), starts))
-    if side_null:
-        unknown = np.logical_or.reduceat(cols.get_column("unknown").to_numpy(), starts)
-        taker_buy = taker_buy.scatter(np.flatnonzero(unknown), None)
+    side = data.get_column("taker_side")
+    buy = data.select((pl.col("taker_side") == "buy").fill_null(False)).to_series().to_numpy()
+    unknown = side.is_null().to_numpy() if side.null_count() else np.zeros(0, dtype=np.bool_)
+    price = data.get_column("price").cast(pl.Float64).to_numpy()
+    amount = data.get_column("amount").cast(pl.Float64).to_numpy()
+    kc = kchange if kchange is not None else np.zeros(0, dtype=np.bool_)
+    m = _count_bars(ts, kc, step)
+    starts, opens, o, h, lo, c, vol, tbv, qv, cnt, unk = _fill_bars(ts, price, amount, buy, unknown, kc, step, m)
+    taker_buy = pl.Series("taker_buy_volume", tbv)
+    if len(unknown):
+        taker_buy = taker_buy.scatter(np.flatnonzero(unk), None)
     out = pl.DataFrame(
         {
             "ts": pl.Series(opens).cast(pl.Datetime("ns", "UTC")),
-            "open": price[starts],
-            "high": np.maximum.reduceat(price, starts),
-            "low": np.minimum.reduceat(price, starts),
-            "close": price[ends],
-            "volume": np.add.reduceat(cols.get_column("amount").to_numpy(), starts),
-            "taker_buy_volume": taker_buy,
-            "quote_volume": np.add.reduceat(cols.get_column("quote").to_numpy(), starts),
-            "trades": np.diff(np.append(starts, n)).astype(np.int64),
+            "open": o, "high": h, "low": lo, "close": c, "volume": vol,
+            "taker_buy_volume": taker_buy, "quote_volume": qv, "trades": cnt,
         }
     )
     if keys:
@@ -177,6 +152,71 @@ def _trade_bars(data: pl.DataFrame, interval: str, step: int) -> pl.DataFrame:
     if kchange is not None:  # several markets: bars ordered by key, then time
         out = out.sort([*keys, "ts"], maintain_order=True)
     return out.select(BAR_COLUMNS)
+
+
+@numba.njit(cache=True)
+def _count_bars(ts: np.ndarray, kchange: np.ndarray, step: int) -> int:  # pragma: no cover - compiled
+    """Number of bars: a new bar where the bucket of ``ts`` (UTC ns) or the market changes."""
+    has_k = len(kchange) > 0
+    count = 1
+    edge = ts[0] - ts[0] % step + step  # end of the current bar; ts is ordered within a market
+    for i in range(1, len(ts)):
+        if ts[i] >= edge or (has_k and kchange[i]):
+            count += 1
+            edge = ts[i] - ts[i] % step + step
+    return count
+
+
+@numba.njit(cache=True)
+def _fill_bars(ts, price, amount, buy, unknown, kchange, step, m):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """One pass over time-ordered trades: per bar its first row, open time (UTC ns), OHLC, volume,
+    taker buy volume, quote volume, trade count and whether any trade lacked its side."""
+    has_k = len(kchange) > 0
+    has_u = len(unknown) > 0
+    starts = np.empty(m, np.int64)
+    opens = np.empty(m, np.int64)
+    o = np.empty(m)
+    h = np.empty(m)
+    lo = np.empty(m)
+    c = np.empty(m)
+    vol = np.empty(m)
+    tbv = np.empty(m)
+    qv = np.empty(m)
+    cnt = np.empty(m, np.int64)
+    unk = np.empty(m, np.bool_)
+    j = -1
+    edge = 0  # end of the current bar; ts is ordered within a market
+    hh = ll = cc = vv = tb = qq = 0.0  # the current bar, kept in registers, stored when it ends
+    nn = 0
+    uu = False
+    for i in range(len(ts)):
+        p = price[i]
+        a = amount[i]
+        if i == 0 or ts[i] >= edge or (has_k and kchange[i]):
+            if j >= 0:
+                h[j], lo[j], c[j], vol[j], tbv[j], qv[j], cnt[j], unk[j] = hh, ll, cc, vv, tb, qq, nn, uu
+            b = ts[i] - ts[i] % step
+            j += 1
+            starts[j] = i
+            opens[j] = b
+            o[j] = p
+            hh = ll = p
+            vv = tb = qq = 0.0
+            nn = 0
+            uu = False
+            edge = b + step
+        hh = max(hh, p)
+        ll = min(ll, p)
+        cc = p
+        vv += a
+        qq += p * a
+        nn += 1
+        if buy[i]:
+            tb += a
+        if has_u and unknown[i]:
+            uu = True
+    h[j], lo[j], c[j], vol[j], tbv[j], qv[j], cnt[j], unk[j] = hh, ll, cc, vv, tb, qq, nn, uu
+    return starts, opens, o, h, lo, c, vol, tbv, qv, cnt, unk
 
 
 def _check_divides(data: pl.DataFrame, step: int, interval: str) -> None:
