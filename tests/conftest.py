@@ -5,6 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# CI must never flake: property tests draw the same examples on every run (derandomized), and a
+# slow shared machine is no reason to fail one (no per-example deadline).
+settings.register_profile("tapewatch", derandomize=True, deadline=None)
+settings.load_profile("tapewatch")
 
 from tapewatch.store import Store
 
