@@ -168,6 +168,27 @@ class _RowBook:
             if nxt <= self.first_end:
                 self.seen[nxt] = b[-1][0] + b[-1][1]
 
+    def best_first_bands(self, bids, asks):
+        """Bands of two non-empty sides given as (price, size) pairs, best first: per band
+        (bid size, ask size, bid notional, ask notional)."""
+        mid = (bids[0][0] + asks[0][0]) / 2
+        out = []
+        for f in self.fr:
+            lo, hi = mid * (1 - f), mid * (1 + f)
+            bq = bn = aq = an = 0.0
+            for p, q in bids:
+                if p < lo:
+                    break
+                bq += q
+                bn += p * q
+            for p, q in asks:
+                if p > hi:
+                    break
+                aq += q
+                an += p * q
+            out.append((bq, aq, bn, an))
+        return out
+
     def prepare(self, t, c):
         return (c["ts"].tolist(), c["side"].tolist(), c["price"].tolist(), c["amount"].tolist(),
                 c["reset"].tolist())
@@ -239,24 +260,7 @@ class CBook(_RowBook):
         ob = self.ob
         if not len(ob.bids) or not len(ob.asks):
             return None
-        bids, asks = ob.bids.to_list(), ob.asks.to_list()  # best first
-        mid = (bids[0][0] + asks[0][0]) / 2
-        out = []
-        for f in self.fr:
-            lo, hi = mid * (1 - f), mid * (1 + f)
-            bq = bn = aq = an = 0.0
-            for p, q in bids:
-                if p < lo:
-                    break
-                bq += q
-                bn += p * q
-            for p, q in asks:
-                if p > hi:
-                    break
-                aq += q
-                an += p * q
-            out.append((bq, aq, bn, an))
-        return out
+        return self.best_first_bands(ob.bids.to_list(), ob.asks.to_list())
 
     def run(self, rows):
         ts, side, price, amount, reset = rows
@@ -294,23 +298,7 @@ class CcxtBook(_RowBook):
         bids, asks = self.ob["bids"], self.ob["asks"]
         if not len(bids) or not len(asks):
             return None
-        mid = (bids[0][0] + asks[0][0]) / 2
-        out = []
-        for f in self.fr:
-            lo, hi = mid * (1 - f), mid * (1 + f)
-            bq = bn = aq = an = 0.0
-            for p, q in bids:
-                if p < lo:
-                    break
-                bq += q
-                bn += p * q
-            for p, q in asks:
-                if p > hi:
-                    break
-                aq += q
-                an += p * q
-            out.append((bq, aq, bn, an))
-        return out
+        return self.best_first_bands(bids, asks)
 
     def run(self, rows):
         ts, side, price, amount, reset = rows

@@ -248,34 +248,44 @@ def sorted_trades(store: Store) -> list[dict]:
     return sorted(stored(store, "trade"), key=lambda r: (r["ts"], r["trade_id"]))
 
 
-@pytest.mark.parametrize("zipped", [True, False])
-@pytest.mark.parametrize(("lines", "unit", "day"), [(SPOT_AGG_MS, MS, "2024-01-01"), (SPOT_AGG_US, US, "2025-01-01")])
-def test_spot_agg_trades(tmp_path: Path, store: Store, zipped: bool, lines: list[str], unit: int, day: str) -> None:
-    path = write(tmp_path / f"BTCUSDT-aggTrades-{day}.csv", lines, zipped)
-    assert ok([path], store).files[0].format == "binance-aggtrades"
-    assert sorted_trades(store) == expected_trades(lines, unit, "spot", 5, 2, 6)
-
-
-@pytest.mark.parametrize("header", [True, False])
-def test_usdm_agg_trades(tmp_path: Path, store: Store, header: bool) -> None:
-    # 7 columns (no is_best_match) exist only on USD-M: perp with or without the header
-    path = write(tmp_path / "BTCUSDT-aggTrades-2024-01-01.csv", [UM_AGG_HEADER] * header + UM_AGG, True)
-    ok([path], store)
-    assert sorted_trades(store) == expected_trades(UM_AGG, MS, "perp", 5, 2, 6)
+# a trade dataset: its word in the file name, the format it is read as, and the columns of the
+# trade time, the amount and is_buyer_maker
+AGG_TRADES = ("aggTrades", "binance-aggtrades", (5, 2, 6))
+TRADES = ("trades", "binance-trades", (4, 2, 5))
 
 
 @pytest.mark.parametrize("zipped", [True, False])
-def test_spot_trades(tmp_path: Path, store: Store, zipped: bool) -> None:
-    path = write(tmp_path / "BTCUSDT-trades-2024-01-01.csv", SPOT_TRADES, zipped)
-    assert ok([path], store).files[0].format == "binance-trades"
-    assert sorted_trades(store) == expected_trades(SPOT_TRADES, MS, "spot", 4, 2, 5)
+@pytest.mark.parametrize(
+    ("dataset", "lines", "unit", "day"),
+    [
+        pytest.param(AGG_TRADES, SPOT_AGG_MS, MS, "2024-01-01", id="aggTrades-ms"),
+        pytest.param(AGG_TRADES, SPOT_AGG_US, US, "2025-01-01", id="aggTrades-us"),
+        pytest.param(TRADES, SPOT_TRADES, MS, "2024-01-01", id="trades"),
+    ],
+)
+def test_spot_trades(tmp_path: Path, store: Store, zipped: bool, dataset: tuple, lines: list[str], unit: int,
+                     day: str) -> None:
+    name, fmt, cols = dataset
+    path = write(tmp_path / f"BTCUSDT-{name}-{day}.csv", lines, zipped)
+    assert ok([path], store).files[0].format == fmt
+    assert sorted_trades(store) == expected_trades(lines, unit, "spot", *cols)
 
 
 @pytest.mark.parametrize("header", [True, False])
-def test_usdm_trades(tmp_path: Path, store: Store, header: bool) -> None:
-    path = write(tmp_path / "BTCUSDT-trades-2024-01-01.csv", [UM_TRADES_HEADER] * header + UM_TRADES, True)
+@pytest.mark.parametrize(
+    ("dataset", "header_line", "lines"),
+    [
+        pytest.param(AGG_TRADES, UM_AGG_HEADER, UM_AGG, id="aggTrades"),
+        pytest.param(TRADES, UM_TRADES_HEADER, UM_TRADES, id="trades"),
+    ],
+)
+def test_usdm_trades(tmp_path: Path, store: Store, header: bool, dataset: tuple, header_line: str,
+                     lines: list[str]) -> None:
+    # 7 aggTrades / 6 trades columns (no is_best_match) exist only on USD-M: perp with or without the header
+    name, _, cols = dataset
+    path = write(tmp_path / f"BTCUSDT-{name}-2024-01-01.csv", [header_line] * header + lines, True)
     ok([path], store)
-    assert sorted_trades(store) == expected_trades(UM_TRADES, MS, "perp", 4, 2, 5)
+    assert sorted_trades(store) == expected_trades(lines, MS, "perp", *cols)
 
 
 def test_reimport_is_idempotent(tmp_path: Path, store: Store) -> None:

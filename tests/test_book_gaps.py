@@ -81,20 +81,28 @@ def test_clean_stream_has_no_gap(name):
     B.assert_same_samples(got, ref.samples)
 
 
-@pytest.mark.parametrize("name", STREAMS)
-def test_dropped_message(name):
+def corrupted_run(name, corrupt):
+    """Stream ``name`` with its messages changed by ``corrupt(msgs, k)`` at ``k`` a third in, and
+    a resync snapshot of the clean book after ``k + 10``. The depth must agree with the reference
+    book on the corrupted stream and never come from a broken book; returns (engine, samples,
+    clean reference, messages, k)."""
     venue, like, msgs = stream(name)
     _, _, clean = run(venue, like, msgs)
     k = len(msgs) // 3
-    j = k + 10
-    corrupted, resync_ts = with_resync(venue, msgs, msgs[:k] + msgs[k + 1:], j)
+    corrupted, resync_ts = with_resync(venue, msgs, corrupt(msgs, k), k + 10)
     eng, got, ref = run(venue, like, corrupted)
+    B.assert_same_samples(got, ref.samples)  # the reference agrees on the corrupted stream
+    assert_never_broken(got, clean, msgs[k].ts, resync_ts)
+    return eng, got, clean, msgs, k
+
+
+@pytest.mark.parametrize("name", STREAMS)
+def test_dropped_message(name):
+    eng, got, clean, msgs, k = corrupted_run(name, lambda msgs, k: msgs[:k] + msgs[k + 1:])
     st = eng.stats
     assert st.gaps == 1 and st.resyncs == 1 and st.discards == 1 and st.in_sync
     gap = eng.events.filter(pl.col("event") == "gap").row(0, named=True)
     assert gap["ts"] == msgs[k + 1].ts
-    B.assert_same_samples(got, ref.samples)  # the reference agrees on the corrupted stream
-    assert_never_broken(got, clean, msgs[k].ts, resync_ts)
     assert len(got) >= len(clean.samples) - 8
 
 
@@ -118,16 +126,8 @@ def test_duplicated_message(name, delay):
 
 @pytest.mark.parametrize("name", STREAMS)
 def test_reordered_messages(name):
-    venue, like, msgs = stream(name)
-    _, _, clean = run(venue, like, msgs)
-    k = len(msgs) // 3
-    j = k + 10
-    swapped = msgs[:k] + [msgs[k + 1], msgs[k]] + msgs[k + 2:]
-    corrupted, resync_ts = with_resync(venue, msgs, swapped, j)
-    eng, got, ref = run(venue, like, corrupted)
+    eng, *_ = corrupted_run(name, lambda msgs, k: msgs[:k] + [msgs[k + 1], msgs[k]] + msgs[k + 2:])
     assert eng.stats.gaps == 1 and eng.stats.resyncs == 1
-    B.assert_same_samples(got, ref.samples)
-    assert_never_broken(got, clean, msgs[k].ts, resync_ts)
 
 
 @pytest.mark.parametrize("name", ["spot", "usdm:SUSHI/USDT"])

@@ -13,13 +13,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tapewatch.errors import ImportFormatError
 from tapewatch.importer import import_paths
 from tapewatch.schemas import conform
 from tapewatch.sources import detect
-from tapewatch.sources.base import Batch, Hints, RawFile
+from tapewatch.sources.base import Hints, RawFile
 from tapewatch.sources.tables import infer_interval, name_info
 from tapewatch.store import Store
+
+from parse_helpers import one, parse, raises, write
 
 MONTH = "nautilus-samples/btc-perp-20211231-20220201_1m.csv.gz"
 TRADES = "nautilus-samples/binance/btcusdt-trades.parquet"
@@ -31,36 +32,9 @@ def ns(text: str) -> int:
     return int(datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()) * 1_000_000_000
 
 
-def parse(path: Path, hints: Hints | None = None) -> tuple[str, list[Batch]]:
-    raw = RawFile(path)
-    fmt = detect(raw)
-    assert fmt is not None, f"{path.name} not recognised"
-    return fmt.name, fmt.parse(raw, hints or Hints())
-
-
-def one(path: Path, hints: Hints | None = None) -> pl.DataFrame:
-    _, batches = parse(path, hints)
-    assert len(batches) == 1
-    return batches[0].rows
-
-
-def write(tmp_path: Path, name: str, text: str) -> Path:
-    p = tmp_path / name
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(text)
-    return p
-
-
 def month_lines(shared: Path, n: int = 10) -> list[str]:
     with gzip.open(shared / MONTH, "rt") as fh:
         return [next(fh).rstrip("\n") for _ in range(n)]
-
-
-def raises(path: Path, match: str, row: int | None = None, hints: Hints | None = None) -> None:
-    with pytest.raises(ImportFormatError, match=match) as exc:
-        parse(path, hints)
-    if row is not None:
-        assert exc.value.row == row, str(exc.value)
 
 
 # -- OHLCV CSV ---------------------------------------------------------------------------------

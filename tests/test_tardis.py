@@ -12,12 +12,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tapewatch.errors import ImportFormatError
 from tapewatch.importer import import_paths
 from tapewatch.sources import detect
-from tapewatch.sources.base import Batch, Hints, RawFile
+from tapewatch.sources.base import Hints, RawFile
 from tapewatch.sources.tardis import UnknownContract, contract
 from tapewatch.store import Store
+
+from parse_helpers import one, parse, raises, write
 
 US = 1_000  # Tardis µs → ns
 TRADES = "tardis/bitmex_trades_XBTUSD.csv"
@@ -31,38 +32,11 @@ TICKER_HEADER = (
 )
 
 
-def parse(path: Path, hints: Hints | None = None) -> tuple[str, list[Batch]]:
-    raw = RawFile(path)
-    fmt = detect(raw)
-    assert fmt is not None, f"{path.name} not recognised"
-    return fmt.name, fmt.parse(raw, hints or Hints())
-
-
-def one(path: Path, hints: Hints | None = None) -> pl.DataFrame:
-    _, batches = parse(path, hints)
-    assert len(batches) == 1
-    return batches[0].rows
-
-
-def write(tmp_path: Path, name: str, text: str) -> Path:
-    p = tmp_path / name
-    p.write_text(text)
-    return p
-
-
 def edit(shared: Path, rel: str, tmp_path: Path, line: int, new: str, name: str | None = None) -> Path:
     """A copy of a real sample with 1-based ``line`` replaced by ``new``."""
     lines = (shared / "nautilus-samples" / rel).read_text().splitlines()
     lines[line - 1] = new
     return write(tmp_path, name or Path(rel).name, "\n".join(lines) + "\n")
-
-
-def raises(path: Path, match: str, row: int | None = None) -> ImportFormatError:
-    with pytest.raises(ImportFormatError, match=match) as exc:
-        parse(path)
-    if row is not None:
-        assert exc.value.row == row, str(exc.value)
-    return exc.value
 
 
 # -- recognition -------------------------------------------------------------------------------
@@ -273,51 +247,41 @@ def test_hints_override_names_but_not_the_conversion(shared: Path) -> None:
 
 
 # -- malformed input ---------------------------------------------------------------------------
-def test_wrong_column_count_names_the_row(shared: Path, tmp_path: Path) -> None:
-    p = edit(shared, TRADES, tmp_path, 4, "bitmex,XBTUSD,1583020803276000,1583020803336743,abc,sell,8531.5")
-    raises(p, "wrong column count: 7 columns, expected 8", row=4)
+@pytest.mark.parametrize(
+    ("rel", "line", "new", "match"),
+    [
+        pytest.param(TRADES, 4, "bitmex,XBTUSD,1583020803276000,1583020803336743,abc,sell,8531.5",
+                     "wrong column count: 7 columns, expected 8", id="wrong-column-count"),
+        pytest.param(TRADES, 3, "bitmex,XBTUSD,1583020803276000,1583020803336743,abc,sell,85x1.5,1",
+                     "non-numeric price '85x1.5'", id="non-numeric-price"),
+        pytest.param(L2, 5, "deribit,BTC-PERPETUAL,1585699200245000,1585699200355684,true,ask,,1400",
+                     "empty price", id="empty-required-field"),
+        pytest.param(L2, 2, "deribit,BTC-PERPETUAL,1585699200245000,1585699200355684,true,middle,6421.5,1",
+                     "side must be one of bid, ask, got 'middle'", id="bad-book-side"),
+        pytest.param(L2, 3, "deribit,BTC-PERPETUAL,1585699200245000,1585699200355684,yes,ask,6422,1",
+                     "is_snapshot must be true or false", id="bad-snapshot-flag"),
+        pytest.param(TRADES, 2, "bitmex,XBTUSD,1583020803145000,1583020803307160,x,sideways,8531.5,1",
+                     "side must be one of buy, sell, unknown", id="bad-trade-side"),
+        pytest.param(TRADES, 6, "bitmex,XBTUSD,1583020803276000,1583020803336743,x,sell,8531.5,-1",
+                     "negative amount", id="negative-amount"),
+        pytest.param(TRADES, 6, "bitmex,XBTUSD,1583020803276000,1583020803336743,x,sell,0,1",
+                     "cannot convert a contract amount to base units", id="zero-price-of-inverse-contract"),
+        pytest.param(QUOTES, 5, "huobi-dm-swap,BTC-USD,1588291201243000,1588291201000000,5495,8629.3,8629.2,806",
+                     "out of order", id="arrival-times-out-of-order"),
+        pytest.param(TRADES, 7, "bitmex,ETHUSD,1583020803276000,1583020803336743,x,sell,230.5,1",
+                     "bitmex ETHUSD: contract size not known", id="unknown-contract"),
+        pytest.param(QUOTES, 2, "huobi-dm-swap,BTC-USD,2020-05-01,1588291201234268,5494,8629.3,8629.2,806",
+                     "non-integer timestamp '2020-05-01'", id="bad-timestamp"),
+    ],
+)
+def test_malformed_line_is_an_error_naming_it(
+    shared: Path, tmp_path: Path, rel: str, line: int, new: str, match: str
+) -> None:
+    """A real sample with one line replaced by a defective one: the error names that line."""
+    raises(edit(shared, rel, tmp_path, line, new), match, row=line)
 
 
-def test_non_numeric_price_names_the_row(shared: Path, tmp_path: Path) -> None:
-    p = edit(shared, TRADES, tmp_path, 3, "bitmex,XBTUSD,1583020803276000,1583020803336743,abc,sell,85x1.5,1")
-    raises(p, "non-numeric price '85x1.5'", row=3)
-
-
-def test_empty_required_field_names_the_row(shared: Path, tmp_path: Path) -> None:
-    p = edit(shared, L2, tmp_path, 5, "deribit,BTC-PERPETUAL,1585699200245000,1585699200355684,true,ask,,1400")
-    raises(p, "empty price", row=5)
-
-
-def test_bad_side_and_bad_snapshot_flag(shared: Path, tmp_path: Path) -> None:
-    p = edit(shared, L2, tmp_path, 2, "deribit,BTC-PERPETUAL,1585699200245000,1585699200355684,true,middle,6421.5,1")
-    raises(p, "side must be one of bid, ask, got 'middle'", row=2)
-    p = edit(shared, L2, tmp_path, 3, "deribit,BTC-PERPETUAL,1585699200245000,1585699200355684,yes,ask,6422,1")
-    raises(p, "is_snapshot must be true or false", row=3)
-    p = edit(shared, TRADES, tmp_path, 2, "bitmex,XBTUSD,1583020803145000,1583020803307160,x,sideways,8531.5,1")
-    raises(p, "side must be one of buy, sell, unknown", row=2)
-
-
-def test_negative_amount_and_zero_price_of_inverse_contract(shared: Path, tmp_path: Path) -> None:
-    p = edit(shared, TRADES, tmp_path, 6, "bitmex,XBTUSD,1583020803276000,1583020803336743,x,sell,8531.5,-1")
-    raises(p, "negative amount", row=6)
-    p = edit(shared, TRADES, tmp_path, 6, "bitmex,XBTUSD,1583020803276000,1583020803336743,x,sell,0,1")
-    raises(p, "cannot convert a contract amount to base units", row=6)
-
-
-def test_arrival_times_out_of_order(shared: Path, tmp_path: Path) -> None:
-    late = "huobi-dm-swap,BTC-USD,1588291201243000,1588291201000000,5495,8629.3,8629.2,806"
-    p = edit(shared, QUOTES, tmp_path, 5, late)
-    raises(p, "out of order", row=5)
-
-
-def test_unknown_contract_in_a_file_names_its_first_row(shared: Path, tmp_path: Path) -> None:
-    p = edit(shared, TRADES, tmp_path, 7, "bitmex,ETHUSD,1583020803276000,1583020803336743,x,sell,230.5,1")
-    raises(p, "bitmex ETHUSD: contract size not known", row=7)
-
-
-def test_bad_timestamp_and_header_only(shared: Path, tmp_path: Path) -> None:
-    p = edit(shared, QUOTES, tmp_path, 2, "huobi-dm-swap,BTC-USD,2020-05-01,1588291201234268,5494,8629.3,8629.2,806")
-    raises(p, "non-integer timestamp '2020-05-01'", row=2)
+def test_header_only_is_an_error(tmp_path: Path) -> None:
     p = write(tmp_path, "h.csv", "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n")
     raises(p, "no data rows")
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 import difflib
 import math
 import re
-import tomllib
 import types
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from tapewatch.errors import TapewatchError
+from tapewatch.tomlfile import read_toml
 
 Duration = int | str
 """A window: ``int`` = number of bars, ``str`` = ``<n><s|m|h|d>`` (e.g. ``"15m"``, ``"30d"``)."""
@@ -190,15 +190,7 @@ def load_config(path: str | Path | None = None) -> Config:
     if path is None:
         return Config()
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {p}: {exc.strerror or exc}") from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {p}: invalid TOML: {exc}") from exc
-    return config_from_dict(data, source=str(p))
+    return config_from_dict(read_toml(p, "config file", ConfigError), source=str(p))
 
 
 def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:

@@ -4,6 +4,7 @@ one of the two: metrics and bookDepth are daily only, fundingRate monthly only).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import polars as pl
@@ -50,16 +51,23 @@ def klines(fv: FakeVenue, market: str, symbol: str, first: date, ndays: int, int
     return data.expected_bars(whole, market, symbol, interval)
 
 
+def _daily_um(fv: FakeVenue, dataset: str, native: str, first: date, ndays: int,
+              frame: Callable[[date], pl.DataFrame], csv: Callable[[pl.DataFrame], str]) -> pl.DataFrame:
+    """Publish a daily-only USD-M ``dataset``: ``frame(day)`` gives a day's rows, ``csv(rows)`` its
+    file; returns the rows of every day."""
+    frames = []
+    for d in data.days(first, ndays):
+        f = frame(d)
+        frames.append(f)
+        fv.add_archive_csv(f"data/futures/um/daily/{dataset}/{native}/{native}-{dataset}-{d.isoformat()}.zip", csv(f))
+    return pl.concat(frames)
+
+
 def metrics(fv: FakeVenue, symbol: str, first: date, ndays: int) -> pl.DataFrame:
     """Publish daily USD-M metrics; returns the expected ``open_interest`` records."""
     native = symbol.replace("/", "")
-    frames = []
-    for d in data.days(first, ndays):
-        f = data.metrics_frame(d)
-        frames.append(f)
-        fv.add_archive_csv(f"data/futures/um/daily/metrics/{native}/{native}-metrics-{d.isoformat()}.zip",
-                           data.metrics_csv(f, native))
-    return pl.concat(frames).select(
+    rows = _daily_um(fv, "metrics", native, first, ndays, data.metrics_frame, lambda f: data.metrics_csv(f, native))
+    return rows.select(
         pl.lit("binance").alias("exchange"), pl.lit("perp").alias("market"), pl.lit(symbol).alias("symbol"),
         (pl.col("create_time") * 1_000_000).cast(pl.Datetime("ns", "UTC")).alias("ts"), "oi", "oi_value")
 
@@ -67,13 +75,8 @@ def metrics(fv: FakeVenue, symbol: str, first: date, ndays: int) -> pl.DataFrame
 def book_depth(fv: FakeVenue, symbol: str, first: date, ndays: int) -> pl.DataFrame:
     """Publish daily USD-M bookDepth; returns the expected ``book_depth`` records."""
     native = symbol.replace("/", "")
-    frames = []
-    for d in data.days(first, ndays):
-        f = data.book_depth_frame(d)
-        frames.append(f)
-        fv.add_archive_csv(f"data/futures/um/daily/bookDepth/{native}/{native}-bookDepth-{d.isoformat()}.zip",
-                           data.book_depth_csv(f))
-    f = pl.concat(frames).with_columns((pl.col("timestamp") * 1_000_000).cast(pl.Datetime("ns", "UTC")).alias("ts"),
+    rows = _daily_um(fv, "bookDepth", native, first, ndays, data.book_depth_frame, data.book_depth_csv)
+    f = rows.with_columns((pl.col("timestamp") * 1_000_000).cast(pl.Datetime("ns", "UTC")).alias("ts"),
                                        pl.col("percentage").abs().cast(pl.Float64).alias("band_pct"))
     bids = f.filter(pl.col("percentage") < 0).select("ts", "band_pct", pl.col("depth").alias("bid_amount"),
                                                      pl.col("notional").alias("bid_notional"))

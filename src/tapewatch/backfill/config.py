@@ -29,13 +29,13 @@ Base URLs otherwise come from ccxt's own ``urls``; nothing inside ccxt is edited
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from tapewatch.backfill.retry import RetryPolicy
 from tapewatch.errors import TapewatchError
+from tapewatch.tomlfile import read_toml
 
 ARCHIVE_URL = "https://data.binance.vision"
 
@@ -72,12 +72,7 @@ def load_config(path: str | Path | None) -> BackfillConfig:
     if path is None:
         return BackfillConfig()
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TapewatchError(f"cannot read config {p}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise TapewatchError(f"config {p} is not valid TOML: {exc}") from exc
+    data = read_toml(p, "config", invalid=" is not valid TOML")
     return config_from_dict(data, str(p))
 
 

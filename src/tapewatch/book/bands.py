@@ -84,14 +84,28 @@ def band_limits(bb: int, ba: int, bps, ref: int, lo, hi) -> None:
             hi[k] = (ba * (10000 + bp)) // 10000
 
 
+@njit(inline="always")
+def _tick_sums(qty, side: int, i0: int, i1: int, base: int, scale: float) -> tuple[float, float]:
+    """Size and notional (``size * price``) of one side over window indices ``i0 .. i1 - 1``,
+    summed in index order."""
+    q = 0.0
+    n = 0.0
+    for i in range(i0, i1):
+        x = qty[side, i]
+        if x != 0.0:
+            q += x
+            n += x * ((base + i) / scale)
+    return q, n
+
+
 @njit
 def band_sums(qty, aux, ist, ovb, ova, scale: float, bb: int, ba: int, bps, ref: int, out) -> None:
     """Fill ``out[k] = (bid_amount, ask_amount, bid_notional, ask_notional)`` for each band ``k``.
 
     ``bb`` / ``ba`` are the best bid / ask ticks (both present, ``bb < ba``); ``scale = 10**decimals``
     turns a tick back into a price. Whole blocks come from the block sums; only the block
-    where a band ends is summed tick by tick. (The loops are written out rather than calling
-    helpers: a numba call taking the arrays costs reference counting per block.)
+    where a band ends is summed tick by tick (by :func:`_tick_sums`, which numba inlines: a real
+    call taking the arrays would cost reference counting per block).
     """
     nb = len(bps)
     lo = np.empty(nb, np.int64)
@@ -118,28 +132,14 @@ def band_sums(qty, aux, ist, ovb, ova, scale: float, bb: int, ba: int, bps, ref:
         while b >= 0 and k < nb:
             start = b << sh
             while k < nb and lo[k] - base >= start:  # band k ends inside this block
-                pq = 0.0
-                pn = 0.0
-                for i in range(lo[k] - base, min(start + blk - 1, top) + 1):
-                    x = qty[0, i]
-                    if x != 0.0:
-                        pq += x
-                        pn += x * ((base + i) / scale)
+                pq, pn = _tick_sums(qty, 0, lo[k] - base, min(start + blk - 1, top) + 1, base, scale)
                 out[k, 0] = cq + pq
                 out[k, 2] = cn + pn
                 k += 1
             if k == nb:
                 break
             if np.isnan(aux[0, b]):  # a stale block: sum it again
-                q = 0.0
-                nn = 0.0
-                for i in range(start, start + blk):
-                    x = qty[0, i]
-                    if x != 0.0:
-                        q += x
-                        nn += x * ((base + i) / scale)
-                aux[0, b] = q
-                aux[1, b] = nn
+                aux[0, b], aux[1, b] = _tick_sums(qty, 0, start, start + blk, base, scale)
             cq += aux[0, b]
             cn += aux[1, b]
             b -= 1
@@ -168,28 +168,14 @@ def band_sums(qty, aux, ist, ovb, ova, scale: float, bb: int, ba: int, bps, ref:
             start = b << sh
             end = start + blk - 1
             while k < nb and hi[k] - base <= end:
-                pq = 0.0
-                pn = 0.0
-                for i in range(max(start, bottom), hi[k] - base + 1):
-                    x = qty[1, i]
-                    if x != 0.0:
-                        pq += x
-                        pn += x * ((base + i) / scale)
+                pq, pn = _tick_sums(qty, 1, max(start, bottom), hi[k] - base + 1, base, scale)
                 out[k, 1] = cq + pq
                 out[k, 3] = cn + pn
                 k += 1
             if k == nb:
                 break
             if np.isnan(aux[2, b]):
-                q = 0.0
-                nn = 0.0
-                for i in range(start, start + blk):
-                    x = qty[1, i]
-                    if x != 0.0:
-                        q += x
-                        nn += x * ((base + i) / scale)
-                aux[2, b] = q
-                aux[3, b] = nn
+                aux[2, b], aux[3, b] = _tick_sums(qty, 1, start, start + blk, base, scale)
             cq += aux[2, b]
             cn += aux[3, b]
             b += 1

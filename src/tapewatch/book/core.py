@@ -198,27 +198,26 @@ def apply_overflow(ist, ovb, ova, side, tick, size, spill, n: int) -> None:
 
 
 @njit
+def best_tick(ist, side: int) -> int:
+    """Tick of the best bid (``side`` 0) or ask (1), NOTICK when that side is empty: the better of
+    the window's best and the overflow map's best."""
+    i, m = (ist[BBW], ist[OVB_MAX]) if side == 0 else (ist[BAW], ist[OVA_MIN])
+    t = ist[BASE] + i if i >= 0 else NOTICK
+    if m != NOTICK and (t == NOTICK or (m > t if side == 0 else m < t)):
+        t = m
+    return t
+
+
+@njit
 def best_bid(ist) -> int:
     """Tick of the best bid, NOTICK when there is no bid."""
-    b = NOTICK
-    if ist[BBW] >= 0:
-        b = ist[BASE] + ist[BBW]
-    m = ist[OVB_MAX]
-    if m != NOTICK and m > b:
-        b = m
-    return b
+    return best_tick(ist, 0)
 
 
 @njit
 def best_ask(ist) -> int:
     """Tick of the best ask, NOTICK when there is no ask."""
-    a = NOTICK
-    if ist[BAW] >= 0:
-        a = ist[BASE] + ist[BAW]
-    m = ist[OVA_MIN]
-    if m != NOTICK and (a == NOTICK or m < a):
-        a = m
-    return a
+    return best_tick(ist, 1)
 
 
 @njit

@@ -155,6 +155,35 @@ def _can_emit(ist) -> bool:
 
 
 @njit
+def _write_points(qty, aux, ist, ovb, ova, scale: float, interval: int, bps, refs, nxt: int, end: int,
+                  max_carry: int, out_ts, out_top, out_band) -> bool:
+    """Write the grid points from ``nxt`` on that lie before ``end`` and at most ``max_carry`` after
+    the last message (the bands are computed once and copied to the later points); leaves the
+    next point to write in ``NEXT``. False when the output arrays filled up first."""
+    src = -1
+    stop = end
+    if ist[LAST_TS] != NULL and ist[LAST_TS] + max_carry + 1 < stop:
+        stop = ist[LAST_TS] + max_carry + 1  # a quiet book is carried this long at most
+    while nxt < stop:
+        n = ist[OUT_N]
+        if n >= out_ts.shape[0]:
+            ist[NEXT] = nxt
+            return False
+        if src < 0:
+            fill_sample(qty, aux, ist, ovb, ova, scale, bps, refs, out_top[n], out_band[n])
+            src = n
+        else:
+            out_top[n] = out_top[src]
+            out_band[n] = out_band[src]
+        out_ts[n] = nxt
+        ist[OUT_N] = n + 1
+        ist[C_SAMPLES] += 1
+        nxt += interval
+    ist[NEXT] = nxt
+    return True
+
+
+@njit
 def _gap(qty, aux, ist, ovb, ova, ev_i, ev_f, ts: int, got: int, replay: bool, m: int) -> None:
     ist[C_GAPS] += 1
     _event(ev_i, ev_f, ist, EV_GAP, ts, ist[LAST], got, np.nan, np.nan)
@@ -202,25 +231,9 @@ def run(msg_start, m_ts, m_seq, m_first, m_prev, m_snap, m_bad, side, tick, size
             ist[NEXT] = ceil_grid(ts, interval)
         elif ts > nxt:
             if action != R.GAP and action != R.SNAP_CONT and _can_emit(ist):
-                src = -1
-                stop = ts
-                if ist[LAST_TS] != NULL and ist[LAST_TS] + max_carry < stop:
-                    stop = ist[LAST_TS] + max_carry + 1  # a quiet book is carried this long at most
-                while nxt < stop:
-                    n = ist[OUT_N]
-                    if n >= out_ts.shape[0]:
-                        ist[NEXT] = nxt
-                        return m
-                    if src < 0:
-                        fill_sample(qty, aux, ist, ovb, ova, scale, bps, refs, out_top[n], out_band[n])
-                        src = n
-                    else:
-                        out_top[n] = out_top[src]
-                        out_band[n] = out_band[src]
-                    out_ts[n] = nxt
-                    ist[OUT_N] = n + 1
-                    ist[C_SAMPLES] += 1
-                    nxt += interval
+                if not _write_points(qty, aux, ist, ovb, ova, scale, interval, bps, refs, nxt, ts, max_carry,
+                                     out_ts, out_top, out_band):
+                    return m  # the output is full: resume at this message
             ist[NEXT] = ceil_grid(ts, interval)
         # -- apply -----------------------------------------------------------------------------
         changed = False
@@ -337,22 +350,9 @@ def flush(qty, aux, ist, ovb, ova, scale: float, interval: int, bps, refs, until
     if nxt == NULL:
         return
     if _can_emit(ist):
-        src = -1
-        stop = until
-        if ist[LAST_TS] != NULL and ist[LAST_TS] + max_carry < stop:
-            stop = ist[LAST_TS] + max_carry
-        while nxt <= stop and ist[OUT_N] < out_ts.shape[0]:
-            n = ist[OUT_N]
-            if src < 0:
-                fill_sample(qty, aux, ist, ovb, ova, scale, bps, refs, out_top[n], out_band[n])
-                src = n
-            else:
-                out_top[n] = out_top[src]
-                out_band[n] = out_band[src]
-            out_ts[n] = nxt
-            ist[OUT_N] = n + 1
-            ist[C_SAMPLES] += 1
-            nxt += interval
+        _write_points(qty, aux, ist, ovb, ova, scale, interval, bps, refs, nxt, until + 1, max_carry,
+                      out_ts, out_top, out_band)
+        nxt = ist[NEXT]
     if until >= nxt:
         nxt = ceil_grid(until + 1, interval)
     ist[NEXT] = nxt

@@ -43,7 +43,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from tapewatch.errors import ImportFormatError, TapewatchError
+from tapewatch.errors import TapewatchError
 from tapewatch.sources.base import Batch, Format, Hints, RawFile
 from tapewatch.sources.messages import (
     Context,
@@ -54,19 +54,17 @@ from tapewatch.sources.messages import (
     each,
     epoch_ns,
     field,
-    first_item,
-    first_line_json,
     flag,
     integer,
     interval_text,
     json_documents,
-    json_start,
     levels,
     located,
     number,
     obj,
     opt_number,
     price,
+    sniff_json,
     symbol_of,
 )
 from tapewatch.timeutil import epoch_unit_factor, interval_ns
@@ -406,44 +404,39 @@ _LIST_PARSERS = {
 
 
 # -- standalone files --------------------------------------------------------------------------
+def _sniff_object_file(raw: RawFile, doc: Any) -> bool:
+    """Whether a file starting with ``{`` is Binance's (``doc``: its first line decoded, or None)."""
+    if doc is not None:  # one document on one line, or JSON Lines (maybe after subscription replies)
+        for line in raw.first_lines:
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                return False
+            if not (isinstance(doc, dict) and {"result", "id"} == doc.keys()):
+                return body_kind(doc) is not None
+        return False
+    if len(raw.data) <= _SNIFF_WHOLE_BYTES:  # pretty-printed: read it whole
+        try:
+            return body_kind(json.loads(raw.data)) is not None
+        except ValueError:
+            pass
+    head = raw.head
+    return ('"lastUpdateId"' in head and '"bids"' in head) or (
+        '"symbols"' in head and '"serverTime"' in head and '"rateLimits"' in head
+    )
+
+
 class BinanceJSON:
     """A saved Binance REST body (one JSON document) or websocket messages (one per line)."""
 
     name = "binance-json"
 
     def sniff(self, raw: RawFile) -> bool:
-        start = json_start(raw)
-        if start == "[":
-            item = first_item(raw)
-            return item is not None and body_kind([item]) is not None
-        if start != "{":
-            return False
-        doc = first_line_json(raw)
-        if doc is not None:  # one document on one line, or JSON Lines (maybe after subscription replies)
-            for line in raw.first_lines:
-                try:
-                    doc = json.loads(line)
-                except ValueError:
-                    return False
-                if not (isinstance(doc, dict) and {"result", "id"} == doc.keys()):
-                    return body_kind(doc) is not None
-            return False
-        if len(raw.data) <= _SNIFF_WHOLE_BYTES:  # pretty-printed: read it whole
-            try:
-                return body_kind(json.loads(raw.data)) is not None
-            except ValueError:
-                pass
-        head = raw.head
-        return ('"lastUpdateId"' in head and '"bids"' in head) or (
-            '"symbols"' in head and '"serverTime"' in head and '"rateLimits"' in head
-        )
+        return sniff_json(raw, body_kind, _sniff_object_file)
 
     def parse(self, raw: RawFile, hints: Hints) -> list[Batch]:
         rows = Rows()
-        try:
-            ctx = Context.from_hints(hints)
-        except MessageError as exc:
-            raise ImportFormatError(raw.path, exc.reason) from None
+        ctx = Context.of_file(raw, hints)
         for line, doc in json_documents(raw):
             try:
                 kind = body_kind(doc)

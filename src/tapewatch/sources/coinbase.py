@@ -39,7 +39,7 @@ from dataclasses import dataclass, field as dc_field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tapewatch.errors import ImportFormatError, TapewatchError
+from tapewatch.errors import TapewatchError
 from tapewatch.sources.base import Batch, Format, Hints, RawFile, read_csv_strings
 from tapewatch.sources.messages import (
     Context,
@@ -50,13 +50,10 @@ from tapewatch.sources.messages import (
     each,
     epoch_ns,
     field,
-    first_item,
-    first_line_json,
     integer,
     interval_text,
     iso_ns,
     json_documents,
-    json_start,
     levels,
     located,
     obj,
@@ -64,6 +61,7 @@ from tapewatch.sources.messages import (
     opt_number,
     price,
     side_of,
+    sniff_json,
     symbol_of,
 )
 from tapewatch.timeutil import interval_ns
@@ -377,30 +375,25 @@ def body_kind(body: Any) -> str | None:
     return None
 
 
+def _sniff_object_file(raw: RawFile, doc: Any) -> bool:
+    """Whether a file starting with ``{`` is Coinbase's (``doc``: its first line decoded, or None)."""
+    if doc is not None:
+        return body_kind(doc) is not None
+    head = raw.head
+    return '"sequence"' in head and '"bids"' in head and '"lastUpdateId"' not in head
+
+
 class CoinbaseJSON:
     """A saved Coinbase Exchange REST body, or feed messages one per line."""
 
     name = "coinbase-json"
 
     def sniff(self, raw: RawFile) -> bool:
-        start = json_start(raw)
-        if start == "[":
-            item = first_item(raw)
-            return item is not None and body_kind([item]) is not None
-        if start != "{":
-            return False
-        doc = first_line_json(raw)
-        if doc is not None:
-            return body_kind(doc) is not None
-        head = raw.head
-        return '"sequence"' in head and '"bids"' in head and '"lastUpdateId"' not in head
+        return sniff_json(raw, body_kind, _sniff_object_file)
 
     def parse(self, raw: RawFile, hints: Hints) -> list[Batch]:
         rows, state = Rows(), FeedState()
-        try:
-            ctx = Context.from_hints(hints)
-        except MessageError as exc:
-            raise ImportFormatError(raw.path, exc.reason) from None
+        ctx = Context.of_file(raw, hints)
         line: int | None = None
         try:
             for line, doc in json_documents(raw):
@@ -431,8 +424,8 @@ class _CoinbaseCSV:
         columns = self.header.split(",")
         df = read_csv_strings(raw, columns, has_header=True)
         rows = Rows()
+        ctx = Context.of_file(raw, hints)
         try:
-            ctx = Context.from_hints(hints)
             key = _ctx_key(ctx, f"a Coinbase {self.name.split('-')[1]} CSV")
             self.add(df.iter_rows(named=True), key, ctx, rows)
         except MessageError as exc:

@@ -274,6 +274,15 @@ class Context:
         symbol = symbol_of(hints.symbol) if hints.symbol else None
         return cls(market=market, symbol=symbol, interval=hints.interval or None)
 
+    @classmethod
+    def of_file(cls, raw: RawFile, hints: Hints) -> Context:
+        """:meth:`from_hints` for the standalone file ``raw``: bad hints are an
+        ImportFormatError naming the file."""
+        try:
+            return cls.from_hints(hints)
+        except MessageError as exc:
+            raise ImportFormatError(raw.path, exc.reason) from None
+
     def need_market(self, what: str) -> str:
         if self.market is None:
             raise MessageError(f"{what} does not say its market: pass --market spot or --market perp")
@@ -328,6 +337,25 @@ def first_line_json(raw: RawFile) -> Any:
         return json.loads(raw.first_lines[0])
     except ValueError:
         return None
+
+
+def sniff_json(
+    raw: RawFile,
+    body_kind: Callable[[Any], str | None],
+    object_file: Callable[[RawFile, Any], bool],
+) -> bool:
+    """Whether ``raw`` is one venue's JSON, told from its start (the ``sniff`` of a JSON format).
+
+    A file starting with ``[`` is the venue's when ``body_kind`` knows a body holding its first
+    item; a file starting with ``{`` when ``object_file(raw, doc)`` says so, ``doc`` being the
+    first line decoded (None when that line is not one complete value, e.g. pretty-printed JSON);
+    any other file is not.
+    """
+    start = json_start(raw)
+    if start == "[":
+        item = first_item(raw)
+        return item is not None and body_kind([item]) is not None
+    return start == "{" and object_file(raw, first_line_json(raw))
 
 
 def json_documents(raw: RawFile) -> Iterator[tuple[int | None, Any]]:

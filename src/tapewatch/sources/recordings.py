@@ -29,7 +29,6 @@ from dataclasses import dataclass, field as dc_field, replace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tapewatch.errors import ImportFormatError
 from tapewatch.sources import binance_api, coinbase
 from tapewatch.sources.base import Batch, Format, Hints, RawFile
 from tapewatch.sources.messages import (
@@ -92,10 +91,7 @@ class CryptofeedRecording:
 
     def parse(self, raw: RawFile, hints: Hints) -> list[Batch]:
         rows = Rows()
-        try:
-            base = Context.from_hints(hints)
-        except MessageError as exc:
-            raise ImportFormatError(raw.path, exc.reason) from None
+        base = Context.of_file(raw, hints)
         conn: _Connection | None = None
         lineno = 0
         try:

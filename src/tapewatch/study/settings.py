@@ -9,12 +9,12 @@ naming the key.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tapewatch.config import Config, ConfigError, Duration, build_section, config_from_dict, duration_ns
+from tapewatch.tomlfile import read_toml
 
 SPLITS = ("holdout", "walk_forward", "none")
 MOVE_FROM = ("close", "peak")
@@ -95,11 +95,6 @@ def load_settings(path: str | Path | None = None) -> tuple[Config, StudySettings
     if path is None:
         return Config(), StudySettings()
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {p}: {exc.strerror or exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {p}: invalid TOML: {exc}") from exc
+    data = read_toml(p, "config file", ConfigError)
     study = data.pop("study", {})
     return config_from_dict(data, source=str(p)), settings_from_dict(study, source=str(p))

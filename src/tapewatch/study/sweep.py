@@ -21,7 +21,6 @@ the work is the firing mask and a cool-down — all statistics are then batched 
 from __future__ import annotations
 
 import itertools
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from numpy.typing import NDArray
 
 from tapewatch.config import ConfigError
 from tapewatch.study.events import collapse
+from tapewatch.tomlfile import read_toml
 
 Params = dict[str, Any]
 EventFn = Callable[[Params], Mapping[str, Any]]
@@ -73,12 +73,7 @@ def grid_from_dict(data: Mapping[str, Any], source: str = "grid") -> list[Params
 def load_grid(path: str | Path) -> list[Params]:
     """The parameter sets of a grid TOML file (ConfigError naming the file and key when malformed)."""
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read grid file {p}: {exc.strerror or exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"grid file {p}: invalid TOML: {exc}") from exc
+    data = read_toml(p, "grid file", ConfigError)
     return grid_from_dict(data, source=str(p))
 
 
