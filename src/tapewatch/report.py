@@ -184,10 +184,13 @@ def _cell(x: object) -> str:
     return f"<td>{html.escape(str(x))}</td>"
 
 
-def study_table(period: PeriodStats) -> str:
-    """The event-study table of one period (HTML)."""
+def study_table(period: PeriodStats, cost_bps: float | None = None) -> str:
+    """The event-study table of one period (HTML): per outcome the gross figures and, for forward
+    returns, the mean / median net of the round-trip cost in the claimed direction; then the hit
+    rate per bull / bear regime."""
+    cost = "" if cost_bps is None else f" of {cost_bps:g} bp"
     head = ("side", "outcome", "events", "hits", "after events", f"{period.confidence:.0%} CI", "median",
-            "base", "excess", "p (one-sided)")
+            "base", "excess", "p (one-sided)", f"net mean{cost}", f"net median{cost}")
     rows = []
     for s in period.sides:
         for o in s.outcomes:
@@ -196,13 +199,26 @@ def study_table(period: PeriodStats) -> str:
                 s.side, o.outcome, o.events, "" if o.hits is None else o.hits, pct(o.value, digits),
                 pct_range(o.ci_low, o.ci_high, digits), "" if o.kind == "hit" else pct(o.median, 2),
                 pct(o.base, digits), pct(o.excess, digits), p_text(o.p_value),
+                "" if o.kind == "hit" else pct(o.net_mean, 2), "" if o.kind == "hit" else pct(o.net_median, 2),
             )) + "</tr>")
     params = "; ".join(f"{s.side}: {format_params(s.params)}" for s in period.sides)
     caption = (f"{html.escape(period.name)} · {period.start} → {period.end} · {period.bars:,} bars · "
                f"block {period.block_bars} bars · {period.reps:,} draws · parameters: {html.escape(params)}")
     return (f'<table class="study"><caption>{caption}</caption><thead><tr>'
             + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"
-            + "".join(rows) + "</tbody></table>")
+            + "".join(rows) + "</tbody></table>" + regime_table(period))
+
+
+def regime_table(period: PeriodStats) -> str:
+    """The move label's hit rate per regime vs the base rate over the period's bars of that regime."""
+    rows = ["<tr>" + "".join(_cell(v) for v in (s.side, r.regime, r.events, r.hits, pct(r.hit_rate), r.bars,
+                                                 pct(r.base_rate), pct(r.excess)))
+            + "</tr>" for s in period.sides for r in s.regimes]
+    if not rows:
+        return ""
+    head = ("side", "regime", "events", "hits", "hit rate", "bars", "base rate", "excess")
+    return (f'<table class="study"><caption>{html.escape(period.name)} · by regime</caption><thead><tr>'
+            + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
 def sweep_table(result: StudyResult, top: int = 15) -> str:
@@ -242,7 +258,7 @@ def render_html(title: str, result: StudyResult, figures: Sequence[tuple[str, go
     inputs = " · ".join(f"{k}: {v}" for k, v in result.inputs.items())
     verdict = "".join(f"<li>{html.escape(v)}</li>" for v in result.verdict)
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
-    tables = "".join(study_table(p) for p in result.periods)
+    tables = "".join(study_table(p, result.settings.get("cost_bps")) for p in result.periods)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{CSS}</style>

@@ -80,13 +80,13 @@ def _period_table(period: PeriodStats) -> Table:
     t = Table(title=f"{period.name} · {period.start} → {period.end} · {period.bars:,} bars · "
                     f"block {period.block_bars} bars · {period.reps:,} draws",
               title_justify="left", header_style="bold", pad_edge=False)
-    for col in ("side", "outcome", "events", "after events", f"{period.confidence:.0%} CI", "base", "p"):
+    for col in ("side", "outcome", "events", "after events", f"{period.confidence:.0%} CI", "base", "p", "net mean"):
         t.add_column(col, justify="left" if col in ("side", "outcome") else "right")
     for s in period.sides:
         for o in s.outcomes:
             d = 0 if o.kind == "hit" else 2
             t.add_row(s.side, o.outcome, str(o.events), pct(o.value, d), pct_range(o.ci_low, o.ci_high, d),
-                      pct(o.base, d), p_text(o.p_value))
+                      pct(o.base, d), p_text(o.p_value), "" if o.kind == "hit" else pct(o.net_mean, 2))
     return t
 
 

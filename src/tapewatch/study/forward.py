@@ -136,13 +136,19 @@ def _on_grid(bars: PriceBars, values: F64, fill: float) -> F64:
     return out
 
 
+def carried_close(bars: PriceBars) -> F64:
+    """Per grid slot (from the first bar): the close of the last bar at or before it (gaps carry
+    the previous close forward)."""
+    close = _on_grid(bars, bars.close, np.nan)
+    last = np.maximum.accumulate(np.where(np.isnan(close), 0, np.arange(len(close))))
+    return close[last]
+
+
 def forward_returns(bars: PriceBars, horizons_ns: tuple[int, ...]) -> F64:
     """``(n, len(horizons))`` forward returns from each bar's close (fractions; NaN past the data)."""
     g = bars.grid
     size = int(g[-1]) + 1
-    close = _on_grid(bars, bars.close, np.nan)
-    last = np.maximum.accumulate(np.where(np.isnan(close), 0, np.arange(size)))
-    close_ff = close[last]  # the close of the last bar at or before each grid slot
+    close_ff = carried_close(bars)
     out = np.full((len(bars), len(horizons_ns)), np.nan)
     for j, h_ns in enumerate(horizons_ns):
         target = g + bars.bars_in(h_ns, "a horizon")

@@ -52,6 +52,24 @@ class OutcomeStats:
     base_median: float | None
     excess: float | None  # value - base
     p_value: float | None  # one-sided, in the direction the signal claims
+    # for "return": the mean / median return net of the round-trip cost, in the claimed direction
+    # (distribution = short: -return - cost; accumulation = long: return - cost); None for "hit"
+    net_mean: float | None = None
+    net_median: float | None = None
+
+
+@dataclass(frozen=True)
+class RegimeStats:
+    """One regime's share of a side's scored events: their hit rate vs the base rate over the
+    period's scorable bars of the same regime (see :mod:`tapewatch.study.regime`)."""
+
+    regime: str  # "bull" | "bear" | "unknown"
+    events: int  # scored events in this regime
+    hits: int
+    hit_rate: float | None
+    bars: int  # scorable bars of the period in this regime
+    base_rate: float | None
+    excess: float | None  # hit_rate - base_rate
 
 
 @dataclass(frozen=True)
@@ -67,6 +85,7 @@ class SideStats:
     scored: int  # of which the move label can be scored
     event_times: tuple[str, ...]
     outcomes: tuple[OutcomeStats, ...]
+    regimes: tuple[RegimeStats, ...] = ()  # the move label per bull / bear / unknown regime
 
     @property
     def label(self) -> OutcomeStats:
@@ -231,8 +250,9 @@ def side_sentence(s: SideStats, confidence: float = 0.95) -> str:
     )
 
 
-def returns_sentence(s: SideStats, confidence: float = 0.95) -> str | None:
-    """The longest-horizon forward return after the events vs all bars, or None without events."""
+def returns_sentence(s: SideStats, confidence: float = 0.95, cost_bps: float | None = None) -> str | None:
+    """The longest-horizon forward return after the events vs all bars (and, with ``cost_bps``, the
+    mean net of that round-trip cost in the claimed direction), or None without events."""
     r = s.outcomes[-1]
     if r.kind != "return" or r.events == 0:
         return None
@@ -240,7 +260,16 @@ def returns_sentence(s: SideStats, confidence: float = 0.95) -> str | None:
         f"after {s.side}, the mean {r.horizon} return was {pct(r.value, 2)} "
         f"({_conf(confidence)} CI {pct_range(r.ci_low, r.ci_high, 2)}; median {pct(r.median, 2)}) "
         f"vs {pct(r.base, 2)} for all bars; {p_text(r.p_value)}"
+        + ("" if cost_bps is None else
+           f"; net of a {cost_bps:g} bp round trip, {'short' if s.direction < 0 else 'long'}: {pct(r.net_mean, 2)}")
     )
+
+
+def regime_sentence(s: SideStats) -> str | None:
+    """``by regime: bull n=5, hit 60 % vs base 41 %; bear n=3, …`` (regimes with events), or None."""
+    parts = [f"{r.regime} n={r.events}, hit {pct(r.hit_rate)} vs base {pct(r.base_rate)}"
+             for r in s.regimes if r.events]
+    return f"{s.side} by regime: " + "; ".join(parts) if parts else None
 
 
 def _conf(confidence: float) -> str:
@@ -269,9 +298,10 @@ def significance_clause(p: float | None, alpha: float, sweep: SideSweep | None) 
     return f"{'' if ok else 'not '}significant after correcting for {sweep.sets} parameter sets ({detail})"
 
 
-def build_verdict(periods: tuple[PeriodStats, ...], sweeps: tuple[SideSweep, ...], alpha: float) -> tuple[str, ...]:
+def build_verdict(periods: tuple[PeriodStats, ...], sweeps: tuple[SideSweep, ...], alpha: float,
+                  cost_bps: float | None = None) -> tuple[str, ...]:
     """The verdict lines: per period and side the hit sentence (with the significance clause in the
-    in-sample period) and the return sentence."""
+    in-sample period), the return sentence (net of ``cost_bps`` when given) and the hit rate per regime."""
     by_side = {s.side: s for s in sweeps}
     lines = []
     for period in periods:
@@ -285,9 +315,9 @@ def build_verdict(periods: tuple[PeriodStats, ...], sweeps: tuple[SideSweep, ...
                     line += (f" [best of {sweep.sets} sets: {format_params(s.params)}]" if sweep.best_index is not None
                              else f" [no set had enough events to be chosen; shown: {format_params(s.params)}]")
             lines.append(line)
-            ret = returns_sentence(s, period.confidence)
-            if ret:
-                lines.append(prefix + ret)
+            for extra in (returns_sentence(s, period.confidence, cost_bps), regime_sentence(s)):
+                if extra:
+                    lines.append(prefix + extra)
     return tuple(lines)
 
 

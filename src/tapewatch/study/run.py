@@ -23,6 +23,7 @@ from tapewatch.study import split as splits
 from tapewatch.study.events import collapse
 from tapewatch.study.forward import ForwardTable, PriceBars, compute_forward, format_duration
 from tapewatch.study.multiple import benjamini_hochberg, data_snooping
+from tapewatch.study.regime import regime_codes, regime_stats
 from tapewatch.study.result import (
     FoldStats, OutcomeStats, PeriodStats, SideStats, SideSweep, StudyResult, SweepRow, build_verdict, iso, num,
     pct,
@@ -55,10 +56,14 @@ class Columns:
     signs: tuple[int, ...]
     names: tuple[str, ...]
     kinds: tuple[str, ...]
+    cost: float = 0.0  # round-trip cost as a fraction, for the net returns
+    regime: NDArray[np.int8] | None = None  # per-bar regime codes (tapewatch.study.regime)
 
 
-def side_columns(fw: ForwardTable, side: Side) -> Columns:
-    """The move label (0/1, claim direction +1) and each forward return (claim = the side's direction)."""
+def side_columns(fw: ForwardTable, side: Side, cost_bps: float = 0.0, regime: NDArray[np.int8] | None = None
+                 ) -> Columns:
+    """The move label (0/1, claim direction +1) and each forward return (claim = the side's direction);
+    ``cost_bps`` (round trip) for the net returns, ``regime`` the per-bar regime codes."""
     window = format_duration(fw.window_ns)
     label = f"{side.claim} >= {fw.move_pct:g}% within {window}"
     return Columns(
@@ -67,6 +72,7 @@ def side_columns(fw: ForwardTable, side: Side) -> Columns:
         signs=(1, *([side.direction] * len(fw.horizons_ns))),
         names=(label, *(f"return {format_duration(h)}" for h in fw.horizons_ns)),
         kinds=("hit", *(["return"] * len(fw.horizons_ns))),
+        cost=cost_bps / 10_000.0, regime=regime,
     )
 
 
@@ -99,17 +105,23 @@ def _outcomes(cols: Columns, est: Estimates, boot: Bootstrap, i: int) -> tuple[O
             median_ci_high=None if hit else num(boot.median_ci_high[i, j]),
             base=num(est.base[j]), base_median=None if hit else num(est.base_median[j]),
             excess=num(est.excess[i, j]), p_value=num(boot.p[i, j]),
+            net_mean=None if hit else num(cols.signs[j] * est.mean[i, j] - cols.cost),
+            net_median=None if hit else num(cols.signs[j] * est.median[i, j] - cols.cost),
         ))
     return tuple(out)
 
 
-def _side_stats(side: Side, cols: Columns, set_index: int, params: Params, ts_period: NDArray[np.int64],
-                local: Positions, est: Estimates, boot: Bootstrap, i: int) -> SideStats:
-    """One side's record for set ``i`` in a period (``local``: its episode starts in the period)."""
+def _side_stats(side: Side, cols: Columns, set_index: int, params: Params, ts: NDArray[np.int64],
+                period: splits.Period, sample: Sample, local: Positions, est: Estimates, boot: Bootstrap,
+                i: int) -> SideStats:
+    """One side's record for set ``i`` in a period (``local``: its episode starts in the period;
+    ``sample``: the period's outcome columns, for the hit rate per regime)."""
+    ts_period = ts[period.positions]
+    regimes = () if cols.regime is None else regime_stats(sample.values[:, 0], cols.regime[period.positions], local)
     return SideStats(
         side=side.name, claim=side.claim, direction=side.direction, set_index=set_index, params=dict(params),
         episodes=int(len(local)), scored=int(est.n[i, 0]), event_times=tuple(iso(t) for t in ts_period[local]),
-        outcomes=_outcomes(cols, est, boot, i),
+        outcomes=_outcomes(cols, est, boot, i), regimes=regimes,
     )
 
 
@@ -146,7 +158,7 @@ def _score_sets(build: _PeriodBuild, sides: list[Side], cols: dict[str, Columns]
     for side, g, boot in zip(sides, groups, boots):
         index, p = params[side.name]
         build.block = boot.block
-        build.sides.append(_side_stats(side, cols[side.name], index, p, ts[period.positions], local[side.name],
+        build.sides.append(_side_stats(side, cols[side.name], index, p, ts, period, g.sample, local[side.name],
                                        g.est, boot, 0))
 
 
@@ -195,7 +207,8 @@ def run_study(
     k = len(grid)
     main, oos, wf = _periods(settings, ts, step)
 
-    cols = {side.name: side_columns(fw, side) for side in sides}
+    regime = regime_codes(bars, settings.regime_window_ns(step))
+    cols = {side.name: side_columns(fw, side, settings.cost_bps, regime) for side in sides}
     sweeps: list[SideSweep] = []
     reported: dict[str, Positions] = {}
     chosen: dict[str, tuple[int, Params]] = {}
@@ -214,7 +227,7 @@ def run_study(
     for si, (side, g, boot) in enumerate(zip(sides, groups, boots)):
         i, params = chosen[side.name]
         main.block = boot.block
-        main.sides.append(_side_stats(side, cols[side.name], i, params, ts[main.period.positions],
+        main.sides.append(_side_stats(side, cols[side.name], i, params, ts, main.period, g.sample,
                                       local[side.name][i], g.est, boot, i))
         if k > 1:
             sweeps.append(_sweep(side, cols[side.name], grid, g.est, boot, scores[side.name], bests[side.name],
@@ -241,7 +254,8 @@ def run_study(
              + ("from the signal bar's close" if settings.move_from == "close" else "peak-to-trough after the signal"))
     result = StudyResult(
         inputs=info, settings=dataclasses.asdict(settings), seed=seed, label=label,
-        verdict=build_verdict(periods, tuple(sweeps), settings.alpha), periods=periods, sweeps=tuple(sweeps),
+        verdict=build_verdict(periods, tuple(sweeps), settings.alpha, settings.cost_bps), periods=periods,
+        sweeps=tuple(sweeps),
         notes=_notes(settings),
     )
     return Study(result, fw, reported)
@@ -254,6 +268,11 @@ def _notes(settings: StudySettings) -> tuple[str, ...]:
         f"p-values are one-sided in the direction the signal claims; {settings.confidence:.0%} intervals and "
         "p-values from a stationary block bootstrap of the bars (arch; block length by optimal_block_length)",
         "labels whose window runs past the end of their period are not scored (no peeking across a split)",
+        f"net returns: in the direction the signal claims (distribution = short: -return - cost; accumulation = "
+        f"long: return - cost) after a round-trip cost of {settings.cost_bps:g} bp",
+        f"regime: bull when the close rose over the {settings.regime_window} ending at the bar's close, bear when "
+        "not, unknown before the data covers that window; base rates per regime use the period's bars of that "
+        "regime",
     )
 
 

@@ -36,6 +36,11 @@ class StudySettings:
     ``min_events``: a parameter set needs this many scored events to be chosen as best.
     ``spa_bucket``: the per-bar differentials are summed into buckets of this length for the
     Reality Check / SPA.
+    ``cost_bps`` [10 = 0.10 %]: the round-trip cost in basis points; each forward return is also
+    reported net of it in the direction the signal claims (distribution = short: ``-return - cost``;
+    accumulation = long: ``return - cost``). ``regime_window`` ["30d"]: each bar is "bull" when the
+    close rose over this window ending at its close (trailing return > 0), "bear" when not, "unknown"
+    when the window reaches before the first bar; hit and base rates are also reported per regime.
     """
 
     horizons: tuple[Duration, ...] = ("1h", "4h", "24h")
@@ -51,6 +56,8 @@ class StudySettings:
     folds: int = 4
     min_events: int = 5
     spa_bucket: Duration = "4h"
+    cost_bps: float = field(default=10.0, metadata={"min": 0.0})
+    regime_window: Duration = "30d"
 
     def __post_init__(self) -> None:
         for key, value, low in (("reps", self.reps, 10), ("folds", self.folds, 2), ("min_events", self.min_events, 1)):
@@ -70,6 +77,10 @@ class StudySettings:
     def move_window_ns(self, step_ns: int) -> int:
         """The label window in nanoseconds."""
         return duration_ns(self.move_window, step_ns)
+
+    def regime_window_ns(self, step_ns: int) -> int:
+        """The bull / bear look-back in nanoseconds."""
+        return duration_ns(self.regime_window, step_ns)
 
     def spa_bucket_ns(self, step_ns: int) -> int:
         """The Reality Check / SPA bucket in nanoseconds."""
