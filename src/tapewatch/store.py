@@ -27,7 +27,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from tapewatch.errors import StoreError
-from tapewatch.schemas import KINDS, conform, kind
+from tapewatch.schemas import KINDS, conform, kind, polars_schema
 from tapewatch.symbols import path_token
 
 DATA_FILE = "data.parquet"
@@ -164,32 +164,35 @@ class Store:
         start: int | None = None,
         end: int | None = None,
     ) -> pl.DataFrame:
-        """Rows of a kind as a Polars DataFrame sorted by ``ts``; ``start`` inclusive, ``end`` exclusive (UTC ns)."""
+        """Rows of a kind as a Polars DataFrame sorted by exchange, market, symbol, ``ts`` (rows with
+        equal ``ts`` in file order); ``start`` inclusive, ``end`` exclusive (UTC ns).
+
+        Read with a Polars scan of the pruned partition files: several times faster than a DuckDB
+        query on millions of rows (book_depth, trades); ad-hoc SQL goes through :meth:`query`.
+        """
         files = self.files(kind_name, exchange, market, symbol, start, end)
         if not files:
             return conform(kind_name, pl.DataFrame())
-        params: list[object] = [[str(f) for f in files]]
-        where = []
+        ts = pl.col("ts").dt.epoch("ns")
+        cond = pl.lit(True)
         for col, val in (("exchange", exchange), ("market", market), ("symbol", symbol)):
             if val is not None:
-                where.append(f"{col} = ?")
-                params.append(val)
+                cond = cond & (pl.col(col) == val)
         if start is not None:
-            where.append("epoch_ns(ts) >= ?")
-            params.append(start)
+            cond = cond & (ts >= start)
         if end is not None:
-            where.append("epoch_ns(ts) < ?")
-            params.append(end)
-        sql = "SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet(?, hive_partitioning = false, filename = true, file_row_number = true)"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY exchange, market, symbol, ts, filename, file_row_number"  # file order among equal ts
+            cond = cond & (ts < end)
         try:
-            with duckdb.connect() as con:
-                table = con.sql(sql, params=params).to_arrow_table()
-        except duckdb.Error as exc:
+            df = (
+                pl.scan_parquet([str(f) for f in files], schema=polars_schema(kind_name), hive_partitioning=False,
+                                missing_columns="insert")
+                .filter(cond)
+                .sort("exchange", "market", "symbol", "ts", maintain_order=True)  # files come in path order
+                .collect()
+            )
+        except (pl.exceptions.PolarsError, OSError) as exc:
             raise StoreError(f"cannot read {kind_name} from {self.root}: {exc}") from exc
-        return conform(kind_name, pl.from_arrow(table))
+        return conform(kind_name, df)
 
     def query(self, sql: str, params: list[object] | dict[str, object] | None = None) -> pl.DataFrame:
         """Run read-only SQL with every kind available as a view named after it (``trade``, ``bar``…).

@@ -24,7 +24,6 @@ import polars as pl
 
 from tapewatch.config import Config, MarketRef, duration_ns, to_bars
 from tapewatch.errors import TapewatchError
-from tapewatch.schemas import conform, polars_schema
 from tapewatch.signals.book import tag
 from tapewatch.store import Store
 from tapewatch.timeutil import interval_ns
@@ -236,31 +235,9 @@ def read_records(
     store: Store, kind: str, exchange: str | None, market: str | None, symbol: str | None,
     start: int | None, end: int | None,
 ) -> pl.DataFrame:
-    """Rows of one kind like ``Store.read`` (start inclusive, end exclusive, UTC ns) with ``ts`` as
-    Int64 ns, sorted by ts. Scans the store's partition files with Polars (several times faster than
-    the DuckDB path on millions of book_depth rows); falls back to ``Store.read`` if that fails."""
-    files = store.files(kind, exchange, market, symbol, start, end)
-    schema = polars_schema(kind)
-    if not files:
-        return conform(kind, pl.DataFrame()).with_columns(pl.col("ts").cast(pl.Int64))
-    ts = pl.col("ts").cast(pl.Int64)
-    cond = pl.lit(True)
-    for col, val in (("exchange", exchange), ("market", market), ("symbol", symbol)):
-        if val is not None:
-            cond = cond & (pl.col(col) == val)
-    if start is not None:
-        cond = cond & (ts >= start)
-    if end is not None:
-        cond = cond & (ts < end)
-    try:
-        df = (
-            pl.scan_parquet([str(f) for f in files], schema=schema, hive_partitioning=False, missing_columns="insert")
-            .filter(cond)
-            .with_columns(ts)
-            .collect()
-        )
-    except (pl.exceptions.PolarsError, OSError):
-        df = store.read(kind, exchange, market, symbol, start, end).with_columns(ts)
+    """Rows of one kind as ``Store.read`` gives them (start inclusive, end exclusive, UTC ns), with
+    ``ts`` as Int64 ns, sorted by ts."""
+    df = store.read(kind, exchange, market, symbol, start, end).with_columns(pl.col("ts").dt.epoch("ns"))
     return df.sort("ts", maintain_order=True)
 
 
