@@ -86,10 +86,20 @@ def import_paths(
     on_file: Callable[[FileResult], None] | None = None,
 ) -> ImportReport:
     """Import files and directories into ``store``; ``on_file`` is called after each file (progress)."""
+    return import_files(expand(paths), store, hints, on_file)
+
+
+def import_files(
+    files: list[tuple[Path, bool]],
+    store: Store,
+    hints: Hints | None = None,
+    on_file: Callable[[FileResult], None] | None = None,
+) -> ImportReport:
+    """Import the ``(path, named)`` list :func:`expand` gives (see :func:`import_paths`)."""
     hints = hints or Hints()
     report = ImportReport()
     books: dict[BookKey, tuple[int, int]] = {}
-    for path, named in expand(paths):
+    for path, named in files:
         res = FileResult(path)
         try:
             res.format, batches = parse_file(path, hints)

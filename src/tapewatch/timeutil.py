@@ -22,6 +22,10 @@ def interval_ns(interval: str) -> int:
     return int(m.group(1)) * NS_PER[m.group(2)]
 
 
+# (magnitude below which an epoch value is in this unit, ns per unit): s, ms, µs; else ns
+EPOCH_UNITS = ((1e11, 1_000_000_000), (1e14, 1_000_000), (1e17, 1_000))
+
+
 def epoch_unit_factor(sample: int | float) -> int:
     """Multiplier that turns an epoch value into nanoseconds, judged by its magnitude.
 
@@ -29,13 +33,7 @@ def epoch_unit_factor(sample: int | float) -> int:
     Binance spot archives switched from ms to µs on 2025-01-01; this tells them apart.
     """
     a = abs(sample)
-    if a < 1e11:
-        return 1_000_000_000
-    if a < 1e14:
-        return 1_000_000
-    if a < 1e17:
-        return 1_000
-    return 1
+    return next((factor for limit, factor in EPOCH_UNITS if a < limit), 1)
 
 
 def epoch_to_ns(values: pl.Series) -> pl.Series:
@@ -43,7 +41,7 @@ def epoch_to_ns(values: pl.Series) -> pl.Series:
     v = values.cast(pl.Float64)
     arr = v.to_numpy()
     a = np.abs(arr)
-    factor = np.where(a < 1e11, 1e9, np.where(a < 1e14, 1e6, np.where(a < 1e17, 1e3, 1.0)))
+    factor = np.select([a < limit for limit, _ in EPOCH_UNITS], [float(f) for _, f in EPOCH_UNITS], 1.0)
     if values.dtype.is_integer():
         ints = values.cast(pl.Int64).to_numpy()
         out = ints * factor.astype(np.int64)

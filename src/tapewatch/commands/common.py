@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -13,7 +12,7 @@ import typer
 from rich.console import Console
 
 from tapewatch.errors import TapewatchError
-from tapewatch.store import DEFAULT_STORE, Store
+from tapewatch.store import DEFAULT_STORE
 
 console = Console()
 err_console = Console(stderr=True)
@@ -53,10 +52,6 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def open_store(path: Path) -> Store:
-    return Store(path)
-
-
 def write_table(df: pl.DataFrame, out: Path) -> None:
     """Write ``df`` to ``out`` (.csv or .parquet); datetimes in CSV are UTC ISO-8601."""
     suffix = out.suffix.lower()
@@ -68,6 +63,3 @@ def write_table(df: pl.DataFrame, out: Path) -> None:
     else:
         raise TapewatchError(f"--out must end in .csv or .parquet, got {out.name!r}")
 
-
-def is_tty() -> bool:
-    return sys.stdout.isatty()

@@ -14,7 +14,7 @@ from tapewatch.bars import bars_from_store
 from tapewatch.commands.common import (
     DEFAULT_STORE_PATH, EndOpt, OutOpt, StartOpt, StoreOpt, console, err_console, friendly, write_table,
 )
-from tapewatch.importer import FileResult, ImportReport, expand, import_paths
+from tapewatch.importer import FileResult, ImportReport, expand, import_files
 from tapewatch.sources import Hints
 from tapewatch.store import Store
 from tapewatch.symbols import check_market
@@ -50,13 +50,14 @@ def import_cmd(
         def step(res: FileResult) -> None:
             progress.update(task, advance=1, description=res.path.name)
 
-        report = import_paths(paths, st, hints, on_file=step)
-    _print_report(report, st)
+        report = import_files(files, st, hints, on_file=step)
+    print_import_report(report, st)
     if report.errors:
         raise typer.Exit(1)
 
 
-def _print_report(report: ImportReport, store: Store) -> None:
+def print_import_report(report: ImportReport, store: Store) -> None:
+    """The import summary: per file its format and rows per kind, the rebuilt books, skips, errors."""
     table = Table(title=f"import into {store.root}", title_justify="left")
     for col, just in (("file", "left"), ("format", "left"), ("kind", "left"), ("rows read", "right"), ("new rows", "right")):
         table.add_column(col, justify=just)  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ from tapewatch.study.settings import load_settings
 from tapewatch.timeutil import ns_to_iso, parse_time
 from rich.table import Table
 
-from tapewatch.commands.data import _print_report, bars_summary
+from tapewatch.commands.data import bars_summary, print_import_report
 from tapewatch.errors import TapewatchError
 from tapewatch.importer import import_paths
 from tapewatch.store import Store
@@ -82,7 +82,7 @@ def demo_cmd(
         return
     console.print(Panel.fit(f"tapewatch demo — real sample: {sample_dir()}\nstore: {st.root}", style="bold"))
     report = import_paths([sample_dir()], st)
-    _print_report(report, st)
+    print_import_report(report, st)
     if report.errors:
         raise TapewatchError("the bundled sample failed to import; the package may be damaged")
     console.print(venue_summary(st))

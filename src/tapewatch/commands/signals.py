@@ -12,13 +12,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from tapewatch.commands.common import (
-    DEFAULT_STORE_PATH, EndOpt, OutOpt, StartOpt, StoreOpt, console, friendly, open_store, write_table,
+    DEFAULT_STORE_PATH, EndOpt, OutOpt, StartOpt, StoreOpt, console, friendly, write_table,
 )
 from tapewatch.config import Config, load_config
 from tapewatch.detector import policy_text
 from tapewatch.errors import TapewatchError
 from tapewatch.scan import render, scan
 from tapewatch.signals.compute import compute_signals
+from tapewatch.store import open_store
 from tapewatch.study.settings import load_settings
 from tapewatch.study.wiring import track_records
 from tapewatch.timeutil import parse_time

@@ -11,8 +11,9 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from tapewatch.commands.common import DEFAULT_STORE_PATH, EndOpt, StartOpt, StoreOpt, console, friendly, open_store
+from tapewatch.commands.common import DEFAULT_STORE_PATH, EndOpt, StartOpt, StoreOpt, console, friendly
 from tapewatch.report import write_report
+from tapewatch.store import open_store
 from tapewatch.study.result import PeriodStats, StudyResult, format_params, p_text, pct, pct_range
 from tapewatch.study.run import Study, run_study
 from tapewatch.study.settings import load_settings
