@@ -1,4 +1,4 @@
-"""Real bars for the event-study tests: the BTC perpetual month in ../shared/data, parsed with the
+"""Real bars for the event-study tests: the BTC perpetual month in tests/data, parsed with the
 standard library (csv, gzip) so that expected numbers never go through tapewatch code."""
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ import numpy as np
 
 from tapewatch.study import PriceBars
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-if not DATA.is_dir():
-    DATA = Path("/work/shared/data")
+DATA = Path(__file__).resolve().parent / "data"  # mirrors ../shared/data (see tests/data/PROVENANCE.md)
 PERP = DATA / "nautilus-samples" / "btc-perp-20211231-20220201_1m.csv.gz"
 MIN = 60_000_000_000
 HOUR = 60 * MIN
