@@ -7,7 +7,7 @@ fixed id, no request leaves the page. Panels, top to bottom:
   of the reported parameter set, and one row per factor below it (shared time axis; the configured
   thresholds dashed); the out-of-sample part is shaded;
 * the verdict, the label definition and the event-study table (HTML);
-* ``panel-hits``: hit rate with its bootstrap interval against the base rate, per period and side;
+* ``panel-hits``: hit rate with its one-sided bound against the base rate, per period and side;
 * ``panel-returns``: forward-return distributions after each side's events vs all bars, per horizon.
 
 Long series are thinned for drawing (per bucket the first, lowest, highest and last value, so

@@ -29,7 +29,7 @@ ConfigOpt = Annotated[
                  help="TOML file: signal / detector parameters, and the [study] table (horizons, label, "
                       "bootstrap draws, split)."),
 ]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Bootstrap seed (default: study.seed, 0).")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the rotation and bootstrap draws (default: study.seed, 0).")]
 
 
 def _run(store: Path, symbol: str, interval: str, start: str | None, end: str | None, config: Path | None,

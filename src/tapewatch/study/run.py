@@ -3,8 +3,8 @@
 Plain inputs: :class:`~tapewatch.study.forward.PriceBars` and either the per-bar firing of each
 side (``{"distribution": bool array, "accumulation": bool array}``) or an ``EventFn`` and a grid.
 Steps: forward outcomes once for all bars; episode starts per set and side; the split into
-periods; in the in-sample (or only) period point estimates, one shared stationary bootstrap for
-all sets, Benjamini–Hochberg and Reality Check / SPA when there is more than one set; the set
+periods; in the in-sample (or only) period point estimates, exact / rotation tests with one set of
+draws shared by all sets, Benjamini–Hochberg and Reality Check / SPA when there is more than one set; the set
 with the best in-sample score is then scored on the untouched out-of-sample part (holdout) or
 chosen afresh on each walk-forward training window and scored on the next chunk.
 """
@@ -148,7 +148,7 @@ def _period_sample(cols: Columns, period: splits.Period, ts: NDArray[np.int64]) 
 def _score_sets(build: _PeriodBuild, sides: list[Side], cols: dict[str, Columns], events: dict[str, Positions],
                 params: dict[str, tuple[int, Params]], ts: NDArray[np.int64], settings: StudySettings,
                 seed: int, block: int) -> None:
-    """One set per side in one period: point estimates and a bootstrap shared by the sides, with
+    """One set per side in one period: point estimates and tests with draws shared by the sides, with
     the block length estimated in-sample (``block``), so nothing is tuned on this period."""
     period = build.period
     groups, local = [], {}

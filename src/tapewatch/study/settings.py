@@ -29,7 +29,8 @@ class StudySettings:
     event is a hit when price falls at least ``move_pct`` % within ``move_window`` (a "pullback"),
     an accumulation event when it rises that much (a "rally"). ``move_from`` ["close"]: the fall is
     measured from the signal bar's close ("close") or as the largest peak-to-trough drawdown within
-    the window ("peak"). ``reps`` bootstrap draws, ``confidence`` of the intervals, ``alpha`` the
+    the window ("peak"). ``reps`` draws (rotations of the events for the return tests, bootstrap
+    draws for the median bounds), ``confidence`` of the one-sided bounds, ``alpha`` the
     significance level (one-sided, in the direction the signal claims) and the BH false discovery
     rate. ``split``: "holdout" keeps the final ``holdout`` fraction of bars untouched;
     "walk_forward" selects on an expanding window and scores the next of ``folds`` chunks; "none".
