@@ -17,7 +17,7 @@ from tapewatch.commands.common import (
 from tapewatch.importer import FileResult, ImportReport, expand, import_files
 from tapewatch.sources import Hints
 from tapewatch.store import Store
-from tapewatch.symbols import check_market
+from tapewatch.names import flag_exchange, flag_symbol, interval_name, market_name
 from tapewatch.timeutil import parse_time
 
 
@@ -36,9 +36,10 @@ def import_cmd(
     traffic. Re-importing a file changes nothing. A malformed file is reported (file, row,
     reason) and nothing from it is written.
     """
-    if market:
-        check_market(market)
-    hints = Hints(exchange=exchange, market=market, symbol=symbol, interval=interval)
+    hints = Hints(
+        exchange=flag_exchange(exchange), market=market and market_name(market, "--market"),
+        symbol=flag_symbol(symbol), interval=interval and interval_name(interval, "--interval"),
+    )
     files = expand(paths)
     st = Store(store)
     with Progress(
@@ -104,7 +105,9 @@ def bars_cmd(
     store: StoreOpt = DEFAULT_STORE_PATH,
 ) -> None:
     """Bars from stored trades (taker buy/sell from the aggressor side) or by resampling finer bars."""
-    check_market(market)
+    exchange, symbol = flag_exchange(exchange) or "", flag_symbol(symbol) or ""
+    market_name(market, "--market")
+    interval_name(interval, "--interval")
     st = Store(store)
     lo = parse_time(start) if start else None
     hi = parse_time(end) if end else None

@@ -17,6 +17,7 @@ from tapewatch.commands.common import (
 from tapewatch.config import Config, load_config
 from tapewatch.detector import policy_text
 from tapewatch.errors import TapewatchError
+from tapewatch.names import base_name, interval_name
 from tapewatch.scan import render, scan
 from tapewatch.signals.compute import compute_signals
 from tapewatch.store import open_store
@@ -55,6 +56,7 @@ def signals_cmd(
     """Factor values and conditions per bar. A row stamped t (bar open, UTC) uses data up to t + interval."""
     if out is not None and out.suffix.lower() not in (".csv", ".parquet"):
         raise TapewatchError(f"--out must end in .csv or .parquet, got {out.name!r}")
+    symbol, interval = base_name(symbol), interval_name(interval, "--interval")
     cfg, source = _config(config)
     sig = compute_signals(
         open_store(store), symbol, interval,
@@ -93,6 +95,7 @@ def scan_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
 ) -> None:
     """Verdict for the latest closed bar: each factor, its threshold, whether it holds and why."""
+    symbol, interval = base_name(symbol), interval_name(interval, "--interval")
     cfg, settings = load_settings(config)
     source = str(config) if config is not None else "defaults"
     st = open_store(store)
