@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
+import numpy as np
 import polars as pl
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tapewatch.errors import TapewatchError
 from tapewatch.store import DEFAULT_STORE
 
-console = Console()
-err_console = Console(stderr=True)
+# stdout piped or captured: Rich would squeeze tables into 80 columns and crop numbers (100,888.…);
+# give them room instead ($COLUMNS still wins; a terminal is measured as usual)
+PIPE_WIDTH = 160
+console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH)
+# messages on stderr are never wrapped (Rich wraps at 80 columns when stderr is not a terminal):
+# one error, one line, whatever the length of the path in it
+err_console = Console(stderr=True, soft_wrap=True)
 
 StoreOpt = Annotated[
     Path,
@@ -43,13 +52,28 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except TapewatchError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]: what was written before stays valid; re-run to continue")
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def fmt_number(v: float, digits: int = 10) -> str:
+    """A number as a person reads it: thousands separators, never e-notation, up to ``digits``
+    significant digits (more when the whole part is longer) and no trailing zeros (``0.00001234``, ``108,888.12``, ``NaN``)."""
+    if v != v:
+        return "NaN"
+    if v in (float("inf"), float("-inf")):
+        return "∞" if v > 0 else "-∞"
+    whole_digits = len(str(int(abs(v))))  # the whole part is never rounded away
+    text = np.format_float_positional(v, precision=max(digits, whole_digits), unique=True, fractional=False,
+                                      trim="-")
+    whole, dot, frac = text.partition(".")
+    sign = "-" if whole.startswith("-") else ""
+    return f"{sign}{int(whole.lstrip('-')):,}{dot}{frac}"
 
 
 def write_table(df: pl.DataFrame, out: Path) -> None:

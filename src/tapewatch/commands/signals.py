@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tapewatch.commands.common import (
-    DEFAULT_STORE_PATH, EndOpt, OutOpt, StartOpt, StoreOpt, console, friendly, write_table,
+    DEFAULT_STORE_PATH, EndOpt, OutOpt, StartOpt, StoreOpt, console, fmt_number, friendly, write_table,
 )
 from tapewatch.config import Config, load_config
 from tapewatch.detector import policy_text
@@ -112,20 +112,24 @@ def scan_cmd(
 
 
 def frame_table(table: pl.DataFrame, columns: list[str], rows: int = 12) -> Table:
-    """The last ``rows`` bars of a signals table, ``columns`` only, as a Rich table."""
+    """The last ``rows`` bars of a signals table, ``columns`` only, as a Rich table (times with
+    seconds when any bar starts off the minute)."""
     t = Table(header_style="bold", pad_edge=False)
     for c in columns:
         t.add_column(c, overflow="fold")
-    for r in table.select(columns).tail(rows).iter_rows():
-        t.add_row(*[_cell(x) for x in r])
+    shown = table.select(columns).tail(rows)
+    off_minute = "ts" in shown.columns and shown.height and (shown["ts"].dt.second() != 0).any()
+    time_fmt = "%Y-%m-%d %H:%M:%S" if off_minute else "%Y-%m-%d %H:%M"
+    for r in shown.iter_rows():
+        t.add_row(*[_cell(x, time_fmt) for x in r])
     return t
 
 
-def _cell(x: object) -> str:
+def _cell(x: object, time_fmt: str) -> str:
     if x is None:
         return "–"
     if isinstance(x, float):
-        return "NaN" if x != x else f"{x:,.4g}"
+        return fmt_number(x)
     if hasattr(x, "strftime"):
-        return x.strftime("%Y-%m-%d %H:%M")  # type: ignore[attr-defined]
+        return x.strftime(time_fmt)  # type: ignore[attr-defined]
     return str(x)
