@@ -45,7 +45,7 @@ def import_cmd(
     st = Store(store)
     with Progress(
         TextColumn("[bold]importing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-        TimeElapsedColumn(), console=err_console, transient=True,
+        TimeElapsedColumn(), console=err_console, transient=True, disable=not err_console.is_terminal,
     ) as progress:
         task = progress.add_task("", total=len(files))
 
