@@ -103,8 +103,9 @@ class Unreachable(TapewatchError):
         super().__init__(f"cannot reach {venue} at {host}: {reason}")
 
 
-# errno values of a connect that cannot succeed by waiting a few seconds
-_UNREACHABLE_ERRNOS = {errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL}
+# errno values of a connect that cannot succeed by waiting a few seconds, in words
+_UNREACHABLE_ERRNOS = {errno.ECONNREFUSED: "connection refused", errno.ENETUNREACH: "network unreachable",
+                       errno.EHOSTUNREACH: "no route to host", errno.EADDRNOTAVAIL: "address not available"}
 
 
 def unreachable_reason(exc: BaseException) -> str | None:
@@ -120,7 +121,7 @@ def unreachable_reason(exc: BaseException) -> str | None:
         if isinstance(e, socket.gaierror):
             return f"the host name does not resolve ({e.strerror or e}): no network, or a wrong URL"
         if isinstance(e, OSError) and e.errno in _UNREACHABLE_ERRNOS:
-            return f"{e.strerror or 'connection refused'}: no network, the venue is down, or a wrong URL"
+            return f"{_UNREACHABLE_ERRNOS[e.errno]}: no network, the venue is down, or a wrong URL"
         os_error = getattr(e, "os_error", None)  # aiohttp.ClientConnectorError keeps the OSError aside
         e = os_error if isinstance(os_error, OSError) and id(os_error) not in seen else (e.__cause__ or e.__context__)
     return None
