@@ -54,7 +54,8 @@ async def transport_errors(url: str, venue: str) -> AsyncIterator[None]:
     except aiohttp.ClientConnectorError as exc:
         reason = unreachable_reason(exc)
         if reason is not None:
-            raise Unreachable(venue, f"{exc.host}:{exc.port}", reason) from exc
+            port = "" if exc.port in (80, 443, None) else f":{exc.port}"  # as the URL spells the host
+            raise Unreachable(venue, f"{exc.host}{port}", reason) from exc
         raise TransientError(f"connection to {url} failed ({exc})") from exc
     except aiohttp.ClientConnectionError as exc:
         raise TransientError(f"connection to {url} failed ({exc})") from exc
