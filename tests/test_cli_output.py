@@ -13,9 +13,9 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from tapewatch.cli import app
-from tapewatch.commands.common import fmt_number
 from tapewatch.commands.demo import sample_dir
 from tapewatch.commands.signals import frame_table
+from tapewatch.display import fmt_number
 
 runner = CliRunner()
 TRADES = sample_dir() / "binance" / "spot" / "btcusdt-trades.parquet"  # real Binance spot trades (package sample)
@@ -99,6 +99,7 @@ def test_number_format() -> None:
              0.1 + 0.2: "0.3", -1234.5: "-1,234.5", 5.0: "5", 123456789012345.0: "123,456,789,012,345"}
     assert {v: fmt_number(v) for v in cases} == cases
     assert fmt_number(float("nan")) == "NaN"
+    assert (fmt_number(0.000012345, 4, sign=True), fmt_number(-2.5, 4, sign=True)) == ("+0.00001234", "-2.5")
 
 
 def test_signal_tables_show_prices_in_full_and_sub_minute_seconds() -> None:

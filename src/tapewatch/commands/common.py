@@ -9,7 +9,6 @@ from functools import wraps
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
-import numpy as np
 import polars as pl
 import typer
 from rich.console import Console
@@ -59,21 +58,6 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(130) from None
 
     return wrapper
-
-
-def fmt_number(v: float, digits: int = 10) -> str:
-    """A number as a person reads it: thousands separators, never e-notation, up to ``digits``
-    significant digits (more when the whole part is longer) and no trailing zeros (``0.00001234``, ``108,888.12``, ``NaN``)."""
-    if v != v:
-        return "NaN"
-    if v in (float("inf"), float("-inf")):
-        return "∞" if v > 0 else "-∞"
-    whole_digits = len(str(int(abs(v))))  # the whole part is never rounded away
-    text = np.format_float_positional(v, precision=max(digits, whole_digits), unique=True, fractional=False,
-                                      trim="-")
-    whole, dot, frac = text.partition(".")
-    sign = "-" if whole.startswith("-") else ""
-    return f"{sign}{int(whole.lstrip('-')):,}{dot}{frac}"
 
 
 def write_table(df: pl.DataFrame, out: Path) -> None:

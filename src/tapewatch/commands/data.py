@@ -13,12 +13,13 @@ from rich.table import Table
 
 from tapewatch.bars import bars_from_store
 from tapewatch.commands.common import (
-    DEFAULT_STORE_PATH, EndOpt, OutOpt, StartOpt, StoreOpt, console, err_console, fmt_number, friendly, write_table,
+    DEFAULT_STORE_PATH, EndOpt, OutOpt, StartOpt, StoreOpt, console, err_console, friendly, write_table,
 )
+from tapewatch.display import fmt_number
 from tapewatch.importer import FileResult, ImportReport, expand, import_files
+from tapewatch.names import flag_exchange, flag_symbol, interval_name, market_name
 from tapewatch.sources import Hints
 from tapewatch.store import Store
-from tapewatch.names import flag_exchange, flag_symbol, interval_name, market_name
 from tapewatch.timeutil import parse_time
 
 

@@ -12,10 +12,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from tapewatch.commands.common import (
-    DEFAULT_STORE_PATH, EndOpt, OutOpt, StartOpt, StoreOpt, console, fmt_number, friendly, write_table,
+    DEFAULT_STORE_PATH, EndOpt, OutOpt, StartOpt, StoreOpt, console, friendly, write_table,
 )
 from tapewatch.config import Config, load_config
 from tapewatch.detector import policy_text
+from tapewatch.display import fmt_number
 from tapewatch.errors import TapewatchError
 from tapewatch.names import base_name, interval_name
 from tapewatch.scan import render, scan
