@@ -17,10 +17,19 @@ from rich.markup import escape
 from tapewatch.errors import TapewatchError
 from tapewatch.store import DEFAULT_STORE
 
-# stdout piped or captured: Rich would squeeze tables into 80 columns and crop numbers (100,888.…);
-# give them room instead ($COLUMNS still wins; a terminal is measured as usual)
+# stdout piped or captured: Rich would squeeze tables into $COLUMNS or 80 columns and crop numbers
+# (100,888.…); a pipe has no width, so give tables room. A terminal is measured as usual.
 PIPE_WIDTH = 160
-console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH)
+
+
+def _stdout_width() -> int | None:
+    if sys.stdout.isatty():
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    return max(PIPE_WIDTH, int(columns) if columns.isdigit() else 0)
+
+
+console = Console(width=_stdout_width())
 # messages on stderr are never wrapped (Rich wraps at 80 columns when stderr is not a terminal):
 # one error, one line, whatever the length of the path in it
 err_console = Console(stderr=True, soft_wrap=True)
