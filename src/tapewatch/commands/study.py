@@ -12,6 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from tapewatch.commands.common import DEFAULT_STORE_PATH, EndOpt, StartOpt, StoreOpt, console, friendly
+from tapewatch.names import base_name, interval_name
 from tapewatch.report import write_report
 from tapewatch.store import open_store
 from tapewatch.study.result import PeriodStats, StudyResult, p_text, pct, pct_range, sweep_summary
@@ -34,6 +35,7 @@ SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the rotatio
 
 def _run(store: Path, symbol: str, interval: str, start: str | None, end: str | None, config: Path | None,
          sweep: Path | None, seed: int | None) -> tuple[DetectorStudy, Study]:
+    symbol, interval = base_name(symbol), interval_name(interval, "--interval")
     cfg, settings = load_settings(config)
     grid = load_grid(sweep) if sweep is not None else [{}]
     ds = prepare(open_store(store), symbol, interval, parse_time(start) if start else None,
