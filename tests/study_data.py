@@ -1,4 +1,4 @@
-"""Real bars for the event-study tests: the BTC perpetual month in ../shared/data, parsed with the
+"""Real bars for the event-study tests: the BTC perpetual month in tests/data, parsed with the
 standard library (csv, gzip) so that expected numbers never go through tapewatch code."""
 
 from __future__ import annotations
@@ -7,15 +7,13 @@ import csv
 import gzip
 from datetime import datetime, timezone
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
 from tapewatch.study import PriceBars
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-if not DATA.is_dir():
-    DATA = Path("/work/shared/data")
+from conftest import SHARED as DATA
+
 PERP = DATA / "nautilus-samples" / "btc-perp-20211231-20220201_1m.csv.gz"
 MIN = 60_000_000_000
 HOUR = 60 * MIN
