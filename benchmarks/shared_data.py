@@ -25,7 +25,7 @@ def shared_data(*needed: str) -> Path:
     root = Path(override) if override else Path(__file__).resolve().parents[2] / "shared" / "data"
     for rel in needed:
         if not (root / rel).is_file():
-            sys.exit(f"real data missing: {root / rel} not found (set {ENV} to the folder that holds {rel})")
+            sys.exit(f"real data missing: {root / rel} (set {ENV} to the data folder if it is elsewhere)")
     return root
 
 
