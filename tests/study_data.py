@@ -49,3 +49,13 @@ def to_bars(rows: list[tuple[int, float, float, float, float]] | tuple, step_ns:
 
 def month_bars() -> PriceBars:
     return to_bars(raw_rows())
+
+
+def plain_counted(rows: list | tuple, starts: list[int], gap_ns: int) -> list[int]:
+    """Episode starts that count (plain Python): the first, then each at least ``gap_ns`` after the
+    last counted one, so no two share an outcome bar when ``gap_ns`` is the longest outcome window."""
+    counted: list[int] = []
+    for k in starts:
+        if not counted or rows[k][0] - rows[counted[-1]][0] >= gap_ns:
+            counted.append(k)
+    return counted

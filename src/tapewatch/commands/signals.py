@@ -98,10 +98,10 @@ def scan_cmd(
     st = open_store(store)
     end_ns = parse_time(end) if end else None
     verdict = scan(st, symbol, interval, lookback, end_ns, cfg, source, max_events=events)
-    if verdict.events:  # every event carries this configuration's record on the stored history
+    if verdict.events:  # every event carries this configuration's record as known before it
         records = track_records(st, symbol, interval, cfg, settings, end_ns)
         for e in verdict.events:
-            e.annotations["track record"] = records[e.side].describe()
+            e.annotations["track record"] = records.at(e.side, e.ts).describe()
     if as_json:
         typer.echo(json.dumps(verdict.to_dict(), indent=2, default=str))
     else:
