@@ -19,22 +19,22 @@ import gzip
 import itertools
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from tapewatch.study import PriceBars, StudySettings, run_study
 
-HERE = Path(__file__).resolve().parent
-PERP = HERE.parent.parent / "shared" / "data" / "nautilus-samples" / "btc-perp-20211231-20220201_1m.csv.gz"
+from shared_data import shared_file
+
+PERP = "nautilus-samples/btc-perp-20211231-20220201_1m.csv.gz"
 MINUTE = 60_000_000_000
 DAY = 1440
 
 
 def real_month() -> pl.DataFrame:
     """The real perpetual month: ts (ns), open, high, low, close, volume (quote units)."""
-    with gzip.open(PERP, "rb") as fh:
+    with gzip.open(shared_file(PERP), "rb") as fh:
         df = pl.read_csv(fh.read(), try_parse_dates=True)
     return df.with_columns(pl.col("timestamp").dt.replace_time_zone("UTC").dt.epoch("ns").alias("ts")).sort("ts")
 

@@ -7,13 +7,13 @@ import csv
 import gzip
 from datetime import datetime, timezone
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
 from tapewatch.study import PriceBars
 
-DATA = Path(__file__).resolve().parent / "data"  # mirrors ../shared/data (see tests/data/PROVENANCE.md)
+from conftest import SHARED as DATA
+
 PERP = DATA / "nautilus-samples" / "btc-perp-20211231-20220201_1m.csv.gz"
 MIN = 60_000_000_000
 HOUR = 60 * MIN
