@@ -95,15 +95,17 @@ def adjusted_p(periods: tuple[PeriodStats, ...]) -> dict[tuple[str, str], float]
     return {k: float(v) for k, v in zip(keys, adj)}
 
 
-def conclusion(periods: tuple[PeriodStats, ...], alpha: float, share_post_gap: float, interval: str) -> list[str]:
-    """The answer to the post's readers, in plain sentences, from the study's periods."""
+def conclusion(periods: tuple[PeriodStats, ...], alpha: float, share_post_gap: float, interval: str,
+               price: float) -> list[str]:
+    """The answer to the post's readers, in plain sentences, from the study's periods; ``share_post_gap``:
+    the share of ``interval`` bars with a gap at or below the post's; ``price``: the latest price (USD)."""
     adj = adjusted_p(periods)
     n_tests = len(adj)
     ins = next((p for p in periods if p.role in ("in-sample", "all")), None)
     oos = next((p for p in periods if p.role == "out-of-sample"), None)
     lines = [
         f"What does −$91 mean? On these months a Coinbase–Binance gap of −$91 or lower happened on "
-        f"{share_post_gap:.1%} of {interval} bars (about −0.1 % of a $90,000 price): "
+        f"{share_post_gap:.1%} of {interval} bars ({POST_GAP_USD / price * 100:+.3f} % of the latest price, ${price:,.0f}): "
         f"{'unusual but not rare' if share_post_gap >= 0.01 else 'rare'}. It is a reading to put beside its own "
         "history (z, percentile), not a signal on its own.",
     ]

@@ -30,6 +30,7 @@ from tapewatch.commands.study import demo_section
 from tapewatch.config import Config
 from tapewatch.demo_story import POST_GAP_USD, conclusion, premium_points, premium_sentence
 from tapewatch.detector import policy_text
+from tapewatch.errors import TapewatchError
 from tapewatch.sample_data import Loaded, load_sample, sample_dir
 from tapewatch.scan import render, scan
 from tapewatch.signals.compute import Signals, compute_signals
@@ -93,7 +94,7 @@ def demo_cmd(
     cfg_path, note = _store_config(st)
     console.print(note, highlight=False)
     cfg, _ = load_settings(cfg_path)
-    share = _premium_section(st, cfg)
+    share, price = _premium_section(st, cfg)
     sig = compute_signals(st, "BTC", cfg.interval, None, None, cfg)
     _flow_section(sig)
     _detector_section(sig)
@@ -101,7 +102,7 @@ def demo_cmd(
     render(verdict, console)
     console.print(f"[bold]event study on the whole sample ({cfg.interval} bars)[/]")
     study = demo_section(st.root, "BTC", cfg.interval, cfg_path, REPORT)
-    lines = conclusion(study.result.periods, study.result.settings.get("alpha", 0.05), share, PREMIUM_INTERVAL)
+    lines = conclusion(study.result.periods, study.result.settings.get("alpha", 0.05), share, PREMIUM_INTERVAL, price)
     console.print(Panel("\n\n".join(escape(x) for x in lines), title="what this means", title_align="left"))
     console.print("next: [bold]tapewatch status[/], [bold]tapewatch scan --symbol BTC[/], "
                   "[bold]tapewatch backtest --symbol BTC[/], [bold]tapewatch report --symbol BTC --out report.html[/] "
@@ -129,22 +130,21 @@ def _loaded_table(loaded: list[Loaded]) -> Table:
     return t
 
 
-def _premium_section(st: Store, cfg: Config) -> float:
+def _premium_section(st: Store, cfg: Config) -> tuple[float, float]:
     """The post's −$91 and the latest premium, each as % of price, z and percentile; returns the
-    share of bars at or below the post's gap."""
+    share of bars at or below the post's gap and the latest price (USD)."""
     frame = compute_signals(st, "BTC", PREMIUM_INTERVAL, None, None, cfg).frame
     post, last, share, n = premium_points(frame)
     console.print(f"[bold]the Coinbase–Binance premium ({PREMIUM_INTERVAL} bars, {n:,} with both venues)[/]")
     if last is None:
-        console.print("  no bar with both venues: the premium is unavailable", highlight=False)
-        return share
+        raise TapewatchError("the sample has no bar with both premium venues; the package may be damaged")
     console.print(f"  the post's −${-POST_GAP_USD:,.0f} at the latest price (${last.price:,.0f}) is "
                   f"{POST_GAP_USD / last.price * 100:+.3f} % of price; a gap at or below it on {share:.1%} of bars",
                   highlight=False)
     if post is not None and post.ts != last.ts:
         console.print(f"  latest such bar: {escape(premium_sentence(post, PREMIUM_INTERVAL))}", highlight=False)
     console.print(f"  latest bar: {escape(premium_sentence(last, PREMIUM_INTERVAL))}", highlight=False)
-    return share
+    return share, last.price
 
 
 def _flow_section(sig: Signals) -> None:
