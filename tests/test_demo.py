@@ -57,7 +57,7 @@ def _premium_15m() -> pd.DataFrame:
     cb = _sample("coinbase_spot_btcusd_15m.parquet").set_index("ts")["close"]
     spot = _sample("binance_spot_btcusdt_5m.parquet").set_index("ts")["close"]
     b15 = spot.groupby(spot.index.floor("15min")).last()
-    both = pd.concat({"a": cb, "b": b15}, axis=1).dropna().sort_index()
+    both = pd.concat({"a": cb, "b": b15}, axis=1, sort=True).dropna()
     both["gap"] = both["a"] - both["b"]
     both["index"] = both["gap"] / both["b"] * 100
     return both
