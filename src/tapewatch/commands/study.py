@@ -14,6 +14,7 @@ from rich.table import Table
 from tapewatch.commands.common import (
     DEFAULT_STORE_PATH, EndOpt, StartOpt, StoreOpt, console, friendly, resolve_config,
 )
+from tapewatch.config import Config
 from tapewatch.detector import policy_text
 from tapewatch.report import write_report
 from tapewatch.store import open_store
@@ -21,7 +22,7 @@ from tapewatch.study.result import PeriodStats, StudyResult, format_params, p_te
 from tapewatch.study.run import Study, run_study
 from tapewatch.study.settings import load_settings
 from tapewatch.study.sweep import load_grid
-from tapewatch.study.wiring import DetectorStudy, prepare
+from tapewatch.study.wiring import DetectorStudy, explain_events, prepare
 from tapewatch.timeutil import parse_time
 
 SymbolOpt = Annotated[str, typer.Option("--symbol", help="Base asset, e.g. BTC (markets are set in the config).")]
@@ -37,7 +38,7 @@ SeedOpt = Annotated[int | None, typer.Option("--seed", help="Bootstrap seed (def
 
 
 def _run(store: Path, symbol: str, interval: str | None, start: str | None, end: str | None, config: Path | None,
-         sweep: Path | None, seed: int | None) -> tuple[DetectorStudy, Study]:
+         sweep: Path | None, seed: int | None) -> tuple[DetectorStudy, Study, Config]:
     path, source = resolve_config(config, store)
     cfg, settings = load_settings(path)
     interval = interval or cfg.interval
@@ -46,8 +47,8 @@ def _run(store: Path, symbol: str, interval: str | None, start: str | None, end:
     grid = load_grid(sweep) if sweep is not None else [{}]
     ds = prepare(open_store(store), symbol, interval, parse_time(start) if start else None,
                  parse_time(end) if end else None, cfg, grid)
-    study = run_study(ds.bars, ds.event_fn, settings, ds.cooldown_ns, grid, seed, _inputs(ds, source, sweep))
-    return ds, _with_unknown(study, ds)
+    study = run_study(ds.bars, ds.event_fn, settings, ds.cooldown_ns, grid, seed, _inputs(ds, cfg, source, sweep))
+    return ds, _with_unknown(study, ds), cfg
 
 
 def _with_unknown(study: Study, ds: DetectorStudy) -> Study:
@@ -62,9 +63,11 @@ def _with_unknown(study: Study, ds: DetectorStudy) -> Study:
     return dataclasses.replace(study, result=dataclasses.replace(study.result, verdict=study.result.verdict + extra))
 
 
-def _inputs(ds: DetectorStudy, config: str, sweep: Path | None) -> dict[str, object]:
-    """What the result records about where its inputs came from (``config``: the file used, or "defaults")."""
+def _inputs(ds: DetectorStudy, cfg: Config, config: str, sweep: Path | None) -> dict[str, object]:
+    """What the result records about where its inputs came from (``config``: the file used, or
+    "defaults") and the detector rule of the base configuration."""
     return {"symbol": ds.base, "config": config, "grid": str(sweep) if sweep else None,
+            "detector": policy_text(cfg),
             "missing_inputs": list(ds.missing), "detector_unknown_bars": ds.unknown}
 
 
@@ -117,7 +120,7 @@ def backtest_cmd(
     bar of the same period; intervals and p-values come from a stationary block bootstrap; a sweep
     is corrected for multiple testing; the final part is held out. Same inputs + seed → same JSON.
     """
-    _, study = _run(store, symbol, interval, start, end, config, sweep, seed)
+    _, study, _ = _run(store, symbol, interval, start, end, config, sweep, seed)
     print_result(study.result)
     if json_out is not None:
         study.result.write_json(json_out)
@@ -140,8 +143,10 @@ def report_cmd(
 ) -> None:
     """HTML report: price with distribution / accumulation markers, one panel per factor, the
     event-study table and forward-return distributions (Plotly, inlined)."""
-    ds, study = _run(store, symbol, interval, start, end, config, sweep, seed)
-    res = write_report(study, out, ds.factors, title=f"tapewatch · {ds.base} {ds.interval} event study", png_dir=png)
+    ds, study, cfg = _run(store, symbol, interval, start, end, config, sweep, seed)
+    hover = explain_events(ds, cfg, study.events)  # the readings at each event bar (base configuration's thresholds)
+    res = write_report(study, out, ds.factors, title=f"tapewatch · {ds.base} {ds.interval} event study", png_dir=png,
+                       hover=hover)
     console.print(Panel("\n".join(escape(v) for v in study.result.verdict) or "no events", title="verdict",
                         title_align="left", style="bold"))
     console.print(f"wrote {escape(str(res.html))}", highlight=False)
@@ -166,9 +171,10 @@ def demo_section(
         settings = dataclasses.replace(settings, reps=reps)
     ds = prepare(open_store(store), symbol, interval, start, end, cfg)
     study = _with_unknown(run_study(ds.bars, ds.event_fn, settings, ds.cooldown_ns, [{}], None,
-                                    _inputs(ds, str(config) if config else "defaults", None)), ds)
+                                    _inputs(ds, cfg, str(config) if config else "defaults", None)), ds)
     console.print(f"detector: {escape(policy_text(cfg))}", highlight=False)
     print_result(study.result)
-    res = write_report(study, out, ds.factors, title=f"tapewatch demo · {ds.base} {interval} event study")
+    res = write_report(study, out, ds.factors, title=f"tapewatch demo · {ds.base} {interval} event study",
+                       hover=explain_events(ds, cfg, study.events))
     console.print(f"report: {escape(str(res.html.resolve()))}", highlight=False)
     return study
