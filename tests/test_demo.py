@@ -125,7 +125,12 @@ def test_after_the_demo_the_next_commands_work_with_no_flags(demo_dir: tuple[Pat
         assert "detector: required: flow, premium" in b and re.search(r"distribution fired [1-9]\d* times", b)
         rep = runner.invoke(app, ["report", "--symbol", "BTC", "--out", "report.html"], env=ENV)
         assert rep.exit_code == 0, rep.output
-        assert (d / "report.html").stat().st_size > 100_000
+        page = (d / "report.html").read_text(encoding="utf-8")
+        head = page[page.find("<h1>"):page.find("<h2>Verdict")]
+        assert "detector: required: flow, premium" in head and "missing inputs: " in head
+        assert "{" not in head and "[]" not in head  # sentences, no Python reprs
+        assert "off the scale" in page  # the premium spikes, marked at the edge of a readable range
+        assert "all hold: flow, premium" in page  # each event marker explains itself on hover
     finally:
         os.chdir(old)
 
