@@ -31,7 +31,7 @@ class PremiumPoint:
     ts: int
     gap: float
     index: float
-    price: float
+    price: float  # Binance close of the bar (USD(T))
     z: float | None
     rank: float | None
     sample_rank: float
@@ -40,27 +40,19 @@ class PremiumPoint:
 def premium_points(frame: pl.DataFrame) -> tuple[PremiumPoint | None, PremiumPoint | None, float, int]:
     """``(latest bar with the post's gap or lower, latest bar, share of bars at or below the post's
     gap, bars with a premium)`` from a signals frame (``ts`` Datetime, premium columns)."""
-    df = frame.filter(pl.col("premium_gap").is_not_null() & pl.col("premium_gap").is_not_nan()).with_columns(
-        (100.0 * pl.col("premium_index").rank(method="max") / pl.len()).alias("__sample_rank")
+    df = (
+        frame.filter(pl.col("premium_gap").is_not_null() & pl.col("premium_gap").is_not_nan())
+        .select(
+            pl.col("ts").dt.epoch("ns"), "premium_gap", "premium_index", "premium_b_close",
+            pl.col("premium_z", "premium_pct_rank").fill_nan(None),
+            (100.0 * pl.col("premium_index").rank(method="max") / pl.len()).alias("sample_rank"),
+        )
     )
     if df.is_empty():
         return None, None, 0.0, 0
-
-    def point(row: dict[str, object]) -> PremiumPoint:
-        def opt(x: object) -> float | None:
-            return None if x is None or x != x else float(x)  # type: ignore[arg-type]
-
-        ts = row["ts"]
-        return PremiumPoint(
-            int(ts.timestamp() * 1e9) if hasattr(ts, "timestamp") else int(ts),  # type: ignore[arg-type]
-            float(row["premium_gap"]), float(row["premium_index"]),  # type: ignore[arg-type]
-            float(row["premium_b_close"]), opt(row["premium_z"]), opt(row["premium_pct_rank"]),  # type: ignore[arg-type]
-            float(row["__sample_rank"]),  # type: ignore[arg-type]
-        )
-
     low = df.filter(pl.col("premium_gap") <= POST_GAP_USD)
-    share = low.height / df.height
-    return (point(low.row(-1, named=True)) if low.height else None), point(df.row(-1, named=True)), share, df.height
+    post = PremiumPoint(*low.row(-1)) if low.height else None
+    return post, PremiumPoint(*df.row(-1)), low.height / df.height, df.height
 
 
 def premium_sentence(p: PremiumPoint, interval: str) -> str:

@@ -15,7 +15,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
-import polars as pl
 import typer
 from rich.markup import escape
 from rich.panel import Panel
@@ -149,8 +148,8 @@ def _premium_section(st: Store, cfg: Config) -> tuple[float, float]:
 
 def _flow_section(sig: Signals) -> None:
     console.print(f"[bold]taker flow / CVD, funding and daily OI change ({sig.interval} bars, latest 6)[/]")
-    console.print(frame_table(sig.table(), FLOW_COLUMNS, rows=6))
     t = sig.table()
+    console.print(frame_table(t, FLOW_COLUMNS, rows=6))
     buy, sell = t.get_column("spot_taker_buy").sum(), t.get_column("spot_taker_sell").sum()
     console.print(f"  whole sample: takers bought {buy:,.0f} BTC and sold {sell:,.0f} BTC on Binance spot "
                   f"(net {buy - sell:+,.0f}); funding from {t.get_column('funding_rate').min() * 100:+.4f} % "
