@@ -80,3 +80,26 @@ def test_robust_range_keeps_a_spike_from_flattening_the_premium() -> None:
     assert span == pytest.approx((lo - pad, hi + pad))
     assert idx.max() > span[1]  # the spike is off the scale (and marked in the report)
     assert robust_range([np.array([0.0, 0.01, -0.01])], (0.05, -0.05)) is None  # nothing to clip
+
+
+def test_backtest_says_in_one_line_what_the_default_config_lacks(tmp_path: Path) -> None:
+    """The real files at their own resolutions (spot/perp 5m without a taker split, Coinbase 15m,
+    daily OI), studied at the default 5m: one error naming each required factor and why."""
+    from typer.testing import CliRunner
+
+    from tapewatch.cli import app
+
+    st = Store(tmp_path / "s")
+    lo, hi = pd.Timestamp("2025-03-01", tz="UTC"), pd.Timestamp("2025-03-11", tz="UTC")
+    for p in sorted(sample_dir().glob("*.parquet")):
+        kind, df = read_sample_file(p)
+        st.write(kind, df.filter(pl.col("ts").is_between(lo, hi, closed="left")))
+    res = CliRunner().invoke(app, ["backtest", "--symbol", "BTC", "--store", str(st.root)],
+                             env={"COLUMNS": "1000", "TAPEWATCH_CONFIG": ""})
+    assert res.exit_code == 1
+    err = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1, res.output
+    assert "could not tell on any of the 2,880 5m bars of BTC" in err[0]
+    assert "flow (spot bars: no taker buy/sell split in these bars" in err[0]
+    assert "premium (premium venue a bars: cannot build 5m bars: stored bars are 15m, none divides 5m" in err[0]
+    assert "oi (open interest on " in err[0]

@@ -16,6 +16,7 @@ from tapewatch.commands.common import (
 )
 from tapewatch.config import Config
 from tapewatch.detector import policy_text
+from tapewatch.errors import TapewatchError
 from tapewatch.report import write_report
 from tapewatch.store import open_store
 from tapewatch.study.result import PeriodStats, StudyResult, format_params, p_text, pct, pct_range
@@ -47,6 +48,11 @@ def _run(store: Path, symbol: str, interval: str | None, start: str | None, end:
     grid = load_grid(sweep) if sweep is not None else [{}]
     ds = prepare(open_store(store), symbol, interval, parse_time(start) if start else None,
                  parse_time(end) if end else None, cfg, grid)
+    if ds.blocked and all(n == len(ds.bars) for n in ds.unknown.values()):
+        raise TapewatchError(
+            f"the detector could not tell on any of the {len(ds.bars):,} {interval} bars of {ds.base}: required "
+            f"{', '.join(ds.blocked)}; choose an --interval (or --start/--end) where these inputs exist "
+            "(tapewatch status lists them) or a config whose detector.required leaves them out")
     study = run_study(ds.bars, ds.event_fn, settings, ds.cooldown_ns, grid, seed, _inputs(ds, cfg, source, sweep))
     return ds, _with_unknown(study, ds), cfg
 

@@ -34,7 +34,7 @@ from tapewatch.errors import TapewatchError
 from tapewatch.report import FactorPanel
 from tapewatch.signals.book import tag
 from tapewatch.signals.compute import compute_frame
-from tapewatch.signals.frame import Aligned, input_status, load, warmup_bars
+from tapewatch.signals.frame import Aligned, InputStatus, input_status, load, warmup_bars
 from tapewatch.store import Store
 from tapewatch.study.forward import PriceBars
 from tapewatch.study.run import TrackRecord, track_record
@@ -101,6 +101,7 @@ class DetectorStudy:
     factors: tuple[FactorPanel, ...]
     missing: tuple[str, ...]  # inputs with no data in the range: "label (source): why"
     unknown: dict[str, int]  # per side: bars where the detector could not tell (base configuration)
+    blocked: tuple[str, ...] = ()  # required factors unavailable on every bar, each with why
 
     def cooldown_ns(self, params: Params) -> int:
         """The cool-down of a parameter set in ns (``detector.cooldown`` in whole bars)."""
@@ -215,7 +216,24 @@ def prepare(
     missing = tuple(f"{i.label} ({i.source}): {i.note}" for i in statuses if i.status == "missing")
     unknown = {s: int(frame.get_column(s).is_null().sum()) for s in SIDE_COLUMNS}
     why = {i.key: f"{i.label}: {i.note}" if i.note else f"{i.label}: none in the period" for i in statuses if i.status == "missing"}
-    return DetectorStudy(base, interval, bars, event_fn, configs, frame, factor_panels(frame, cfg, why), missing, unknown)
+    return DetectorStudy(base, interval, bars, event_fn, configs, frame, factor_panels(frame, cfg, why), missing, unknown,
+                         never_available(frame, cfg, statuses))
+
+
+def never_available(frame: pl.DataFrame, cfg: Config, statuses: Sequence[InputStatus]) -> tuple[str, ...]:
+    """The required factors whose condition is unavailable on every bar of ``frame``, each as
+    ``"flow (spot bars: no taker buy/sell split in these bars…)"`` from its inputs' notes."""
+    notes = {i.key: f"{i.label}: {i.note}" if i.note else f"{i.label} on {i.bars:,} of {i.total:,} bars"
+             for i in statuses}
+    if cfg.premium.basis == "raw":
+        notes.pop("usdt_usd", None)
+    out = []
+    for f in cfg.detector.required:
+        col = detector.condition_column(f, "distribution")
+        if frame.height and frame.get_column(col).null_count() == frame.height:
+            why = "; ".join(notes[k] for k in detector.FACTORS[f].INPUTS if k in notes)
+            out.append(f"{f} ({why})")
+    return tuple(out)
 
 
 def explain_events(ds: DetectorStudy, cfg: Config, events: dict[str, np.ndarray]) -> dict[str, list[str]]:
