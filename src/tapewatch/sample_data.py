@@ -27,12 +27,14 @@ SAMPLE_END = parse_time("2026-01-12T16:00")
 
 @dataclass(frozen=True)
 class Loaded:
-    """One sample file written to the store: its kind, rows read and rows new to the store."""
+    """One sample file written to the store: its kind, rows read, rows new to the store, time span."""
 
     path: Path
     kind: str
     rows: int
     added: int
+    first: int  # first and last ts in the file, UTC ns
+    last: int
 
 
 def sample_dir() -> Path:
@@ -63,5 +65,6 @@ def load_sample(store: Store) -> list[Loaded]:
     for path in sample_files():
         kind, df = read_sample_file(path)
         w = store.write(kind, df)
-        out.append(Loaded(path, kind, df.height, w.added))
+        ts = df.get_column("ts").dt.epoch("ns")
+        out.append(Loaded(path, kind, df.height, w.added, int(ts.min()), int(ts.max())))
     return out

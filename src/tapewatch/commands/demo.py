@@ -59,6 +59,17 @@ FACTOR_WHY = {
 }
 
 
+# what each sample file feeds (src/tapewatch/sample/PROVENANCE.md says more)
+FEEDS = {
+    "binance_spot_btcusdt_4h": "taker flow / CVD (4h taker split)",
+    "binance_spot_btcusdt_5m": "premium (Binance side)",
+    "binance_perp_btcusdt_5m": "price (the perp close)",
+    "coinbase_spot_btcusd_15m": "premium (Coinbase side)",
+    "binance_perp_btcusdt_funding": "funding (context)",
+    "binance_perp_btcusdt_oi_1d": "OI, daily means (context)",
+}
+
+
 def demo_config_path() -> Path:
     """The demo configuration shipped with the package."""
     return Path(str(resources.files("tapewatch") / "demo_config.toml"))
@@ -122,10 +133,11 @@ def _store_config(st: Store) -> tuple[Path, str]:
 
 def _loaded_table(loaded: list[Loaded]) -> Table:
     t = Table(title="the sample, written to the store", title_justify="left", header_style="bold", pad_edge=False)
-    for c in ("file", "kind", "rows", "new rows"):
+    for c in ("file", "kind", "rows", "new rows", "from (UTC)", "to (UTC)", "feeds"):
         t.add_column(c, justify="right" if c in ("rows", "new rows") else "left")
     for x in loaded:
-        t.add_row(x.path.name, x.kind, f"{x.rows:,}", f"{x.added:,}")
+        t.add_row(x.path.name, x.kind, f"{x.rows:,}", f"{x.added:,}", ns_to_iso(x.first)[:16], ns_to_iso(x.last)[:16],
+                  FEEDS.get(x.path.stem, ""))
     return t
 
 
