@@ -65,7 +65,7 @@ def _premium_15m() -> pd.DataFrame:
 
 def test_demo_prints_real_events_the_premium_in_context_and_the_study(demo_dir: tuple[Path, str]) -> None:
     _, out = demo_dir
-    fired = [int(n) for n in re.findall(r"distribution fired (\d+) times", out)]
+    fired = [int(n) for n in re.findall(r"distribution fired (\d+) times?", out)]
     assert fired and all(n > 0 for n in fired), out[:2000]
     assert "in-sample" in out and "out-of-sample, final untouched 30%" in out
     assert re.search(r"vs a base rate of \d+ %", out) and re.search(r"95 % CI \d+–\d+ %", out)

@@ -132,7 +132,7 @@ def _side_conclusion(s: SideStats, ins: PeriodStats, adj: dict[tuple[str, str], 
     beats = lab.value is not None and lab.base is not None and lab.value > lab.base
     sig = p_adj is not None and p_adj <= alpha
     text = (
-        f"{s.side.capitalize()} fired {s.episodes} times in-sample; {lab.hits} of {lab.events} scored events were "
+        f"{s.side.capitalize()} fired {s.episodes} time{'s' if s.episodes != 1 else ''} in-sample; {lab.hits} of {lab.events} scored events were "
         f"followed by a {lab.outcome} ({pct(lab.value)}, CI {pct_range(lab.ci_low, lab.ci_high)}) against "
         f"{pct(lab.base)} for any bar; {p_text(lab.p_value)}, adjusted {p_text(p_adj)} after "
         f"adjusting for the {n_tests} tests (Holm). "
