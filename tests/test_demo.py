@@ -68,7 +68,7 @@ def test_demo_prints_real_events_the_premium_in_context_and_the_study(demo_dir: 
     fired = [int(n) for n in re.findall(r"distribution fired (\d+) times?", out)]
     assert fired and all(n > 0 for n in fired), out[:2000]
     assert "in-sample" in out and "out-of-sample, final untouched 30%" in out
-    assert re.search(r"vs a base rate of \d+ %", out) and re.search(r"95 % CI \d+–\d+ %", out)
+    assert re.search(r"vs a base rate of \d+ %", out) and re.search(r"95 % CI (\d+–\d+|≥ \d+|≤ \d+) %", out)
     assert re.search(r"p = 0\.\d+", out) and re.search(r"adjusted p = [\d.]+ after adjusting for the \d+ tests", out)
     assert "What does −$91 mean?" in out and "So: on these months" in out
     assert "required: flow, premium" in out and "oi — not used: only daily means" in out
