@@ -13,12 +13,12 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from tapewatch.cli import app
-from tapewatch.commands.demo import sample_dir
 from tapewatch.commands.signals import frame_table
 from tapewatch.display import fmt_number
 
 runner = CliRunner()
-TRADES = sample_dir() / "binance" / "spot" / "btcusdt-trades.parquet"  # real Binance spot trades (package sample)
+# real Binance spot trades (see tests/data/PROVENANCE.md)
+TRADES = Path(__file__).parent / "data" / "nautilus-samples" / "binance" / "btcusdt-trades.parquet"
 
 
 def _flat(text: str) -> str:

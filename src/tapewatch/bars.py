@@ -236,8 +236,10 @@ def bars_from_store(
 ) -> pl.DataFrame:
     """Bars for one market from the store, the source chosen per UTC day: days for which the
     store holds trades are built from the trades; other days by resampling, per day, the finest
-    stored bars whose interval divides ``interval``. Choosing per day means data added for a
-    later day never changes how an earlier bar is built.
+    stored bars whose interval divides ``interval`` — among those that carry the taker buy/sell
+    split on every bar of the day when any do (e.g. 4h klines with the split beat 5m bars
+    without it). Choosing per day means data added for a later day never changes how an earlier
+    bar is built.
 
     Raises TapewatchError naming what the store holds when neither source covers the request.
     """
@@ -266,8 +268,10 @@ def bars_from_store(
         finer = (
             stored.filter(pl.col("interval").is_in(list(usable)) & ~day.is_in(trade_days.implode()))
             .with_columns(pl.col("interval").replace_strict(usable, return_dtype=pl.Int64).alias("__iv"))
+            .with_columns(pl.col("taker_buy_volume").is_not_null().all().over(day, "__iv").alias("__split"))
+            .filter(pl.col("__split") | ~pl.col("__split").any().over(day))  # a taker split beats finer bars
             .filter(pl.col("__iv") == pl.col("__iv").min().over(day))
-            .drop("__iv")
+            .drop("__iv", "__split")
         )
         if not finer.is_empty():
             parts.append(build_bars(conform("bar", finer), interval))

@@ -21,6 +21,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from tapewatch.errors import TapewatchError
 from tapewatch.names import base_name, exchange_name, symbol_name
+from tapewatch.timeutil import interval_ns
 from tapewatch.tomlfile import read_toml
 
 Duration = int | str
@@ -171,8 +172,10 @@ class DetectorConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """All signal and detector parameters."""
+    """All signal and detector parameters; ``interval``: the bar interval commands use when no
+    ``--interval`` is given (e.g. ``"5m"``, ``"4h"``)."""
 
+    interval: str = "5m"
     markets: MarketsConfig = MarketsConfig()
     flow: FlowConfig = FlowConfig()
     premium: PremiumConfig = PremiumConfig()
@@ -305,7 +308,11 @@ def _duration(value: Any, key: str, source: str) -> Duration:
 
 
 def _check(cfg: Config, source: str) -> None:
-    """Rules that involve more than one key."""
+    """Rules that involve more than one key (and the interval's form)."""
+    try:
+        interval_ns(cfg.interval)
+    except TapewatchError as exc:
+        raise ConfigError(f"{source}: config key 'interval': {exc}") from None
     if cfg.book.band not in cfg.book.bands:
         raise ConfigError(
             f"{source}: config key 'book.band' ({cfg.book.band:g}) must be one of book.bands "

@@ -48,6 +48,8 @@ StartOpt = Annotated[str | None, typer.Option("--start", help="First time, UTC I
 EndOpt = Annotated[str | None, typer.Option("--end", help="End time, UTC ISO-8601, exclusive.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Write the table to FILE.csv or FILE.parquet.")]
 
+STORE_CONFIG = "tapewatch.toml"  # the config a store carries (`tapewatch demo` writes it)
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -80,3 +82,17 @@ def write_table(df: pl.DataFrame, out: Path) -> None:
     else:
         raise TapewatchError(f"--out must end in .csv or .parquet, got {out.name!r}")
 
+
+
+def resolve_config(config: Path | None, store: Path) -> tuple[Path | None, str]:
+    """The config file a command uses and a phrase naming it.
+
+    Order: ``--config`` (or ``$TAPEWATCH_CONFIG``, which Typer puts in the same option), then
+    ``<store>/tapewatch.toml``, then the package defaults (None).
+    """
+    if config is not None:
+        return config, str(config)
+    in_store = store / STORE_CONFIG
+    if in_store.is_file():
+        return in_store, f"{in_store} (the store's config)"
+    return None, "defaults (tapewatch/default_config.toml)"

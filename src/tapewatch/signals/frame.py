@@ -155,9 +155,10 @@ def load(
     g1 = min(g1, (now - step) - (now - step) % step)
     if hi is not None:
         g1 = min(g1, hi - step)
-    grid = pl.DataFrame({"ts": np.arange(g0, g1 + 1, step, dtype=np.int64)}) if g1 >= g0 else pl.DataFrame(
-        {"ts": pl.Series([], dtype=pl.Int64)}
-    )
+    # integer arithmetic: np.arange(g0, g1 + 1, step) sizes itself in float64 and drops the last
+    # bar on long ranges of epoch nanoseconds
+    n = (g1 - g0) // step + 1 if g1 >= g0 else 0
+    grid = pl.DataFrame({"ts": g0 + step * np.arange(n, dtype=np.int64)})
 
     frame = grid
     for key in ("spot", "perp", "premium_a", "premium_b"):
