@@ -19,14 +19,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import polars as pl
 
 from tapewatch.config import Config, MarketRef, duration_ns, to_bars
 from tapewatch.errors import TapewatchError
 from tapewatch.signals.book import tag
 from tapewatch.store import Store
-from tapewatch.timeutil import interval_ns
+from tapewatch.timeutil import bar_opens, interval_ns
 
 BAR_COLS = ("close", "volume", "taker_buy_volume")
 LABELS = {
@@ -155,9 +154,7 @@ def load(
     g1 = min(g1, (now - step) - (now - step) % step)
     if hi is not None:
         g1 = min(g1, hi - step)
-    grid = pl.DataFrame({"ts": np.arange(g0, g1 + 1, step, dtype=np.int64)}) if g1 >= g0 else pl.DataFrame(
-        {"ts": pl.Series([], dtype=pl.Int64)}
-    )
+    grid = pl.DataFrame({"ts": pl.Series(bar_opens(g0, g1, step), dtype=pl.Int64)})
 
     frame = grid
     for key in ("spot", "perp", "premium_a", "premium_b"):
