@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tapewatch import coverage
 from tapewatch.book.derive import BookKey, DerivedDepth, depth_from_store, merge_spans, touched_books
 from tapewatch.errors import ImportFormatError, TapewatchError, UnknownFormatError
 from tapewatch.sources import Batch, Hints, RawFile, detect
@@ -108,6 +109,7 @@ def import_files(
             for b in batches:
                 w = store.write(b.kind, b.rows)
                 res.added[b.kind] = res.added.get(b.kind, 0) + w.added
+                store.write("coverage", coverage.of_rows(b.kind, b.rows, str(path), coverage.archive_day(path)))
                 if b.kind == "book_delta" and b.rows.height:
                     books = merge_spans(books, touched_books(b.rows))
         except UnknownFormatError as exc:
