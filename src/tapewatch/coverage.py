@@ -36,12 +36,14 @@ TRADES = "trade"
 DAY = NS_PER["d"]
 KEYS = ["exchange", "market", "symbol"]
 # a Binance daily trade archive: the whole UTC day of trades (monthly files are not whole-day proofs)
+ARCHIVE_TRADE_FORMATS = ("binance-trades", "binance-aggtrades")
 _ARCHIVE_DAY = re.compile(r"^[A-Z0-9]+-(?:aggTrades|trades)-(\d{4})-(\d{2})-(\d{2})\.(?:zip|csv)$")
 
 
-def archive_day(path: Path) -> int | None:
-    """Start (UTC ns) of the day a Binance daily trades archive file holds, else None."""
-    m = _ARCHIVE_DAY.match(path.name)
+def archive_day(fmt: str | None, path: Path) -> int | None:
+    """Start (UTC ns) of the day a Binance daily trades archive (format ``binance-trades`` or
+    ``binance-aggtrades``, named ``<SYMBOL>-<trades|aggTrades>-<YYYY-MM-DD>.zip``) holds, else None."""
+    m = _ARCHIVE_DAY.match(path.name) if fmt in ARCHIVE_TRADE_FORMATS else None
     if not m:
         return None
     y, mo, d = (int(g) for g in m.groups())
