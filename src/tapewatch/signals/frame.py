@@ -55,6 +55,7 @@ class InputStatus:
     bars: int
     total: int
     note: str = ""
+    unsplit: int = 0  # bars present without the taker buy/sell split (spot and perp bars only)
 
     @property
     def status(self) -> str:
@@ -190,13 +191,18 @@ def input_status(frame: pl.DataFrame, aligned: Aligned) -> tuple[InputStatus, ..
     for key, (label, used_by) in LABELS.items():
         bars = int(frame.get_column(PRESENT_BY[key]).is_not_null().sum()) if total else 0
         note = aligned.notes.get(key, "")
+        unsplit = 0
         if key in ("spot", "perp") and bars:
             split = int(frame.get_column(f"{key}_taker_buy_volume").is_not_null().sum())
+            unsplit = bars - split
             if split == 0:
                 note = "no taker buy/sell split in these bars: taker flow unavailable"
+            elif split < bars:
+                note = (f"taker buy/sell split missing in {unsplit:,} of {bars:,} bars (no stored source "
+                        "with the split covers them): taker flow unavailable there")
         if not note and bars == 0 and total:
             note = "none within the range (or all too old at the bar closes)"
-        out.append(InputStatus(key, label, aligned.sources.get(key, "-"), used_by, bars, total, note))
+        out.append(InputStatus(key, label, aligned.sources.get(key, "-"), used_by, bars, total, note, unsplit))
     return tuple(out)
 
 

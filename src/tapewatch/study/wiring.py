@@ -205,7 +205,7 @@ def prepare(
         return {s: f.get_column(s).fill_null(False).to_numpy() for s in SIDE_COLUMNS}
 
     statuses = input_status(base_frame, loads[_input_key(cfg)])
-    missing = tuple(f"{i.label} ({i.source}): {i.note}" for i in statuses if i.status == "missing")
+    missing = tuple(f"{i.label} ({i.source}): {i.note}" for i in statuses if i.status == "missing" or i.unsplit)
     unknown = {s: int(frame.get_column(s).is_null().sum()) for s in SIDE_COLUMNS}
     return DetectorStudy(base, interval, bars, event_fn, configs, frame, factor_panels(frame, cfg), missing, unknown)
 
