@@ -57,7 +57,8 @@ def _with_unknown(study: Study, ds: DetectorStudy) -> Study:
 def _inputs(ds: DetectorStudy, config: Path | None, sweep: Path | None) -> dict[str, object]:
     """What the result records about where its inputs came from."""
     return {"symbol": ds.base, "config": str(config) if config else "defaults", "grid": str(sweep) if sweep else None,
-            "missing_inputs": list(ds.missing), "detector_unknown_bars": ds.unknown}
+            "missing_inputs": list(ds.missing), "detector_unknown_bars": ds.unknown,
+            "inert_settings": list(ds.warnings)}
 
 
 def print_result(result: StudyResult) -> None:
@@ -74,6 +75,8 @@ def print_result(result: StudyResult) -> None:
             f"Reality Check {p_text(sw.reality_check_p)}, SPA {p_text(sw.spa_p)}", highlight=False)
     for m in result.inputs.get("missing_inputs") or []:
         console.print(f"[yellow]missing:[/] {escape(m)}", highlight=False)
+    for w in result.inputs.get("inert_settings") or []:
+        console.print(f"[yellow]no effect:[/] {escape(w)}", highlight=False)
 
 
 
