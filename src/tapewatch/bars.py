@@ -274,14 +274,15 @@ def bars_from_store(
             have = ", ".join(sorted(intervals))
             raise TapewatchError(f"cannot build {interval} bars: stored bars are {have}, none divides {interval}")
         for iv, iv_ns in usable.items():
-            rows = stored.filter(pl.col("interval") == iv)
-            counts = rows.group_by((pl.col("ts").dt.epoch("ns") // step * step).alias("__t")).len("__n")
+            rows = stored.filter(pl.col("interval") == iv) if len(intervals) > 1 else stored
             built = build_bars(conform("bar", rows), interval)
+            # Store.read gives one row per (ts, interval), in time order: the bars of a bucket are
+            # one run, and the buckets come in the order build_bars returns them
+            ts = rows.get_column("ts").dt.epoch("ns").to_numpy()
+            bucket = ts - ts % step
+            counts = np.diff(np.flatnonzero(np.concatenate([[True], bucket[1:] != bucket[:-1], [True]])))
             candidates.append(
-                built.with_columns(pl.col("ts").dt.epoch("ns").alias("__t"))
-                .join(counts, on="__t", how="left")
-                .select(*BAR_COLUMNS, (pl.col("__n") == step // iv_ns).alias("__complete"),
-                        pl.lit(iv_ns, pl.Int64).alias("__rank"))
+                built.with_columns(pl.Series("__complete", counts == step // iv_ns), pl.lit(iv_ns, pl.Int64).alias("__rank"))
             )
     if len(candidates) == 1:
         return candidates[0].select(BAR_COLUMNS)
