@@ -281,9 +281,8 @@ def bars_from_store(
             ts = rows.get_column("ts").dt.epoch("ns").to_numpy()
             bucket = ts - ts % step
             counts = np.diff(np.flatnonzero(np.concatenate([[True], bucket[1:] != bucket[:-1], [True]])))
-            candidates.append(
-                built.with_columns(pl.Series("__complete", counts == step // iv_ns), pl.lit(iv_ns, pl.Int64).alias("__rank"))
-            )
+            complete = pl.Series("__complete", counts == step // iv_ns)
+            candidates.append(built.with_columns(complete, pl.lit(iv_ns, pl.Int64).alias("__rank")))
     if len(candidates) == 1:
         return candidates[0].select(BAR_COLUMNS)
     score = pl.col("volume").is_not_null().cast(pl.Int8) + pl.col("taker_buy_volume").is_not_null().cast(pl.Int8)

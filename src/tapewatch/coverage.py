@@ -77,7 +77,9 @@ def of_rows(kind_name: str, rows: pl.DataFrame, origin: str, whole_day: int | No
             .drop_nulls()
             .unique()
             .sort([*group, "start"])
-            .with_columns((pl.col("start") + pl.col("interval").replace_strict(ivs, return_dtype=pl.Int64)).alias("end"))
+            .with_columns(
+                (pl.col("start") + pl.col("interval").replace_strict(ivs, return_dtype=pl.Int64)).alias("end")
+            )
             .with_columns(
                 (pl.col("start") != pl.col("end").shift(1).over(group)).fill_null(True).cum_sum().alias("__run")
             )
