@@ -2,7 +2,7 @@
 
 A ``coverage`` record says that the store holds every trade (``source = "trade"``) or every bar
 of one interval (``source = "bar:<interval>"``) of one market in ``[ts, end)`` (UTC ns, end
-exclusive), and which imported file proved it (``origin``). The importer writes them next to
+exclusive), and which imported file proved it (``origin``, the file's name). The importer writes them next to
 the rows, through the same atomic partition write; a span is split at UTC midnights so that
 each record lies in its date partition. What a file proves:
 

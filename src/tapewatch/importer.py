@@ -109,7 +109,7 @@ def import_files(
             for b in batches:
                 w = store.write(b.kind, b.rows)
                 res.added[b.kind] = res.added.get(b.kind, 0) + w.added
-                proved = coverage.of_rows(b.kind, b.rows, str(path), coverage.archive_day(res.format, path))
+                proved = coverage.of_rows(b.kind, b.rows, path.name, coverage.archive_day(res.format, path))
                 store.write("coverage", proved)
                 if b.kind == "book_delta" and b.rows.height:
                     books = merge_spans(books, touched_books(b.rows))
