@@ -30,7 +30,7 @@ from tapewatch.signals.compute import compute_signals
 from tapewatch.signals.frame import load
 from tapewatch.store import Store
 from tapewatch.study.wiring import prepare
-from tapewatch.timeutil import bar_opens
+from tapewatch.timeutil import bar_opens, ns_to_iso
 
 RECORDING = "cryptofeed-recordings/BINANCE_FUTURES.ws.1.0"
 TRADES = "nautilus-samples/binance/btcusdt-trades.parquet"
@@ -174,6 +174,8 @@ def test_status_shows_coverage_and_its_holes(shared: Path, tmp_path: Path) -> No
     assert (streams.source, streams.holes) == ("trade", [hole])
     res = CliRunner().invoke(app, ["status", "--store", str(st.root), "--no-gaps"], env={"COLUMNS": "250"})
     assert res.exit_code == 0, res.output
+    # times are shown truncated to the second: a span ending 1 ns before a minute ends in that minute
+    assert ns_to_iso(1_626_992_760 * 10**9 - 1) == "2021-07-22 22:25:59"
     seconds = (hole[1] - hole[0]) // 10**9
     assert 0 < seconds < 60 and f"({seconds}s)" in res.output and "coverage" in res.output
 

@@ -73,7 +73,8 @@ def parse_time(text: str) -> int:
 
 
 def ns_to_iso(ns: int | None) -> str:
-    """UTC ISO-8601 text of a nanosecond timestamp (``-`` for None)."""
+    """UTC ISO-8601 text of a nanosecond timestamp, to the second (truncated, never rounded up
+    to the next second), ``-`` for None."""
     if ns is None:
         return "-"
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(ns // 1_000_000_000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
