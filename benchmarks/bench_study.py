@@ -103,6 +103,8 @@ def main() -> None:
     for s in res.sweeps:
         print(f"  {s.side}: {s.tested} sets tested, BH keeps {s.bh_significant}, "
               f"Reality Check p = {s.reality_check_p}, SPA p = {s.spa_p}")
+    print(f"events counted at least {res.inputs['episode_gap']} apart (no shared outcome bars); significance: "
+          "Reality Check and SPA both p <= 0.05")
     print(f"data + factors: {t1 - t0:.1f} s (not part of the study)")
     print(f"event study wall time: {t2 - t1:.1f} s  (goal: under 60 s); CPU time of this process: {c2 - c1:.1f} s")
     print(res.verdict[0])
