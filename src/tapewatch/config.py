@@ -53,6 +53,28 @@ def to_bars(value: Duration, step_ns: int) -> int:
     return max(1, math.ceil(duration_ns(value, step_ns) / step_ns))
 
 
+def inert_settings(cfg: Config, interval: str, step_ns: int) -> list[str]:
+    """Settings that have no effect at bars of ``interval`` (``step_ns`` long), one sentence each
+    naming the key and the interval; empty when every setting matters.
+
+    ``flow.window`` of one bar with ``flow.close_at_extreme``: the close at the W-high of bars
+    t-1 .. t is any close above the previous one, which every rally over one bar already is, so
+    ``flow.rally_pct`` changes nothing (and the decline side likewise).
+    """
+    out = []
+    w = cfg.flow.window
+    two = 2 * step_ns
+    hint = f"{two // _UNIT_NS['h']}h" if two % _UNIT_NS["h"] == 0 else f"{two // _UNIT_NS['m']}m"
+    if cfg.flow.close_at_extreme and to_bars(w, step_ns) == 1:
+        out.append(
+            f"flow.window = {w!r} is one {interval} bar: a rally needs a change over the window, and with "
+            "flow.close_at_extreme any close above the previous one already counts, so flow.rally_pct has no "
+            f"effect at {interval}; use a window of at least 2 bars (e.g. {hint!r}) or set "
+            "flow.close_at_extreme = false"
+        )
+    return out
+
+
 # -- sections -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MarketRef:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tapewatch import coverage
 from tapewatch.book.derive import BookKey, DerivedDepth, depth_from_store, merge_spans, touched_books
 from tapewatch.errors import ImportFormatError, TapewatchError, UnknownFormatError
 from tapewatch.names import BadName, check_rows
@@ -115,6 +116,8 @@ def import_files(
             for b in batches:
                 w = store.write(b.kind, b.rows)
                 res.added[b.kind] = res.added.get(b.kind, 0) + w.added
+                proved = coverage.of_rows(b.kind, b.rows, path.name, coverage.archive_day(res.format, path))
+                store.write("coverage", proved)
                 if b.kind == "book_delta" and b.rows.height:
                     books = merge_spans(books, touched_books(b.rows))
         except UnknownFormatError as exc:

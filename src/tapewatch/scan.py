@@ -199,6 +199,9 @@ def _inputs(v: Verdict, console: Console) -> None:
         console.print(
             f"[yellow]missing:[/] {escape(names)} — factors that need them are unavailable, not false", highlight=False
         )
+    for i in v.inputs:
+        if i.unsplit:
+            console.print(f"[yellow]missing column:[/] {escape(f'{i.label}: {i.note}')}", highlight=False)
 
 
 def _events(v: Verdict, console: Console) -> None:

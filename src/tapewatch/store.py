@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from tapewatch.errors import StoreError
 from tapewatch.names import check_rows, exchange_name, market_name, symbol_name
-from tapewatch.schemas import KINDS, conform, kind, polars_schema
+from tapewatch.schemas import KINDS, RECORD_KINDS, conform, kind, polars_schema
 from tapewatch.symbols import path_token
 
 DATA_FILE = "data.parquet"
@@ -104,11 +104,13 @@ class Store:
         with self._lock():
             for (ex, mkt, sym, date), part in df.group_by(["exchange", "market", "__symbol", "__date"]):
                 d = self.partition_dir(kind_name, ex, mkt, sym, date)
-                added += self._merge(k.name, d, part.drop("__date", "__symbol"), k.unique_by)
+                added += self._merge(k.name, d, part.drop("__date", "__symbol"), k.unique_by, k.fallback_by)
                 parts += 1
         return WriteResult(df.height, added, parts)
 
-    def _merge(self, kind_name: str, d: Path, new: pl.DataFrame, unique_by: tuple[str, ...]) -> int:
+    def _merge(
+        self, kind_name: str, d: Path, new: pl.DataFrame, unique_by: tuple[str, ...], fallback_by: tuple[str, ...] = ()
+    ) -> int:
         d.mkdir(parents=True, exist_ok=True)
         for stale in d.glob(f".{DATA_FILE}.*.tmp"):  # left by a writer killed mid-write; we hold the lock
             stale.unlink()
@@ -118,7 +120,7 @@ class Store:
             old = pl.from_arrow(pq.read_table(target))
             before = old.height
             new = pl.concat([conform(kind_name, old), new], how="vertical")
-        merged = new.unique(subset=list(unique_by), keep="last", maintain_order=True).sort("ts", maintain_order=True)
+        merged = _dedup(new, unique_by, fallback_by).sort("ts", maintain_order=True)
         tmp = d / f".{DATA_FILE}.{uuid.uuid4().hex}.tmp"
         table = merged.to_arrow().cast(KINDS[kind_name].schema)
         pq.write_table(table, tmp, compression="zstd")
@@ -227,7 +229,7 @@ class Store:
         """One row per kind / exchange / market / symbol: rows, first and last ts, days present."""
         frames = []
         with duckdb.connect() as con:
-            for name in KINDS:
+            for name in RECORD_KINDS:
                 files = self.files(name)
                 if not files:
                     continue
@@ -259,6 +261,20 @@ class Store:
         from tapewatch.bars import bars_from_store
 
         return bars_from_store(self, exchange, market, symbol, interval, start, end)
+
+
+def _dedup(df: pl.DataFrame, unique_by: tuple[str, ...], fallback_by: tuple[str, ...]) -> pl.DataFrame:
+    """One row per identity, the last written winning; rows whose ``unique_by`` columns are all
+    null are identified by ``fallback_by`` instead (see schemas.Kind)."""
+    if not fallback_by:
+        return df.unique(subset=list(unique_by), keep="last", maintain_order=True)
+    no_id = pl.all_horizontal(pl.col(c).is_null() for c in unique_by)
+    alt = [f"__fallback_{c}" for c in fallback_by]
+    return (
+        df.with_columns(pl.when(no_id).then(pl.col(c)).alias(a) for c, a in zip(fallback_by, alt))
+        .unique(subset=[*unique_by, *alt], keep="last", maintain_order=True)
+        .drop(alt)
+    )
 
 
 def _check_keys(exchange: str | None, market: str | None, symbol: str | None, where: str) -> None:

@@ -13,7 +13,7 @@ from tapewatch.backfill.config import load_config
 from tapewatch.backfill.gaps import gaps_table, series_status
 from tapewatch.backfill.run import BackfillReport, BackfillRequest, parse_list, run_backfill
 from tapewatch.commands.common import DEFAULT_STORE_PATH, EndOpt, StoreOpt, console, err_console, friendly
-from tapewatch.commands.data import inventory_table
+from tapewatch.commands.data import coverage_table, inventory_table
 from tapewatch.errors import TapewatchError
 from tapewatch.names import flag_exchange, flag_symbol, interval_name
 from tapewatch.store import Store
@@ -79,6 +79,7 @@ def status_cmd(
     """What the store holds: per kind, venue, market and symbol its rows and time range, and its gaps."""
     st = Store(store)
     console.print(inventory_table(st))
+    console.print(coverage_table(st))
     if gaps:
         print_gaps(st)
 

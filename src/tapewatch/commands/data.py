@@ -11,6 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.markup import escape
 from rich.table import Table
 
+from tapewatch import coverage
+from tapewatch.backfill.gaps import fmt_span
 from tapewatch.bars import bars_from_store
 from tapewatch.commands.common import (
     DEFAULT_STORE_PATH, EndOpt, OutOpt, StartOpt, StoreOpt, console, err_console, friendly, write_table,
@@ -20,7 +22,7 @@ from tapewatch.importer import FileResult, ImportReport, expand, import_files
 from tapewatch.names import flag_exchange, flag_symbol, interval_name, market_name
 from tapewatch.sources import Hints
 from tapewatch.store import Store
-from tapewatch.timeutil import parse_time
+from tapewatch.timeutil import ns_to_iso, parse_time
 
 
 @friendly
@@ -165,4 +167,22 @@ def inventory_table(store: Store) -> Table:
                   f"{r['first']:%Y-%m-%d %H:%M:%S}", f"{r['last']:%Y-%m-%d %H:%M:%S}", str(r["days"]))
     if inv.is_empty():
         t.caption = "empty: run `tapewatch import PATH` or `tapewatch demo`"
+    return t
+
+
+def coverage_table(store: Store, listed: int = 3) -> Table:
+    """Per stream (market and source: trades or bars of one interval) what the store holds
+    completely: first and last covered time, covered time, and the holes between covered spans."""
+    t = Table(title="coverage: spans held completely (bars are built from trades only inside them)",
+              title_justify="left")
+    for c in ("exchange", "market", "symbol", "source", "from (UTC)", "to (UTC)", "covered", "holes", "largest holes"):
+        t.add_column(c, justify="right" if c == "holes" else "left", overflow="fold")
+    for cov in coverage.summary(store):
+        holes = cov.holes
+        largest = sorted(holes, key=lambda h: (h[0] - h[1], h[0]))[:listed]
+        t.add_row(cov.exchange, cov.market, cov.symbol, cov.source, ns_to_iso(int(cov.starts[0])),
+                  ns_to_iso(int(cov.ends[-1])), fmt_span(cov.covered_ns), f"{len(holes):,}" if holes else "none",
+                  "\n".join(f"{ns_to_iso(a)} → {ns_to_iso(b)} ({fmt_span(b - a)})" for a, b in largest))
+    if not t.row_count:
+        t.caption = "no coverage recorded: data imported with `tapewatch import` records what each file holds"
     return t

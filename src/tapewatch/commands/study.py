@@ -76,7 +76,8 @@ def _inputs(ds: DetectorStudy, cfg: Config, config: str, sweep: Path | None) -> 
     "defaults") and the detector rule of the base configuration."""
     return {"symbol": ds.base, "config": config, "grid": str(sweep) if sweep else None,
             "detector": policy_text(cfg),
-            "missing_inputs": list(ds.missing), "detector_unknown_bars": ds.unknown}
+            "missing_inputs": list(ds.missing), "detector_unknown_bars": ds.unknown,
+            "inert_settings": list(ds.warnings)}
 
 
 def print_result(result: StudyResult) -> None:
@@ -92,6 +93,8 @@ def print_result(result: StudyResult) -> None:
             escape(sweep_summary(sw)), highlight=False)
     for m in result.inputs.get("missing_inputs") or []:
         console.print(f"[yellow]missing:[/] {escape(m)}", highlight=False)
+    for w in result.inputs.get("inert_settings") or []:
+        console.print(f"[yellow]no effect:[/] {escape(w)}", highlight=False)
 
 
 

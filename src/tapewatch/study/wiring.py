@@ -29,7 +29,7 @@ import numpy as np
 import polars as pl
 
 from tapewatch import detector
-from tapewatch.config import Config, ConfigError, config_from_dict, to_bars
+from tapewatch.config import Config, ConfigError, config_from_dict, inert_settings, to_bars
 from tapewatch.errors import TapewatchError
 from tapewatch.report import FactorPanel
 from tapewatch.signals.book import tag
@@ -102,6 +102,7 @@ class DetectorStudy:
     missing: tuple[str, ...]  # inputs with no data in the range: "label (source): why"
     unknown: dict[str, int]  # per side: bars where the detector could not tell (base configuration)
     blocked: tuple[str, ...] = ()  # required factors unavailable on every bar, each with why
+    warnings: tuple[str, ...] = ()  # sweep sets with a setting that has no effect at this interval
 
     def cooldown_ns(self, params: Params) -> int:
         """The cool-down of a parameter set in ns (``detector.cooldown`` in whole bars)."""
@@ -178,6 +179,7 @@ def prepare(
     base = symbol.split("/")[0].split("-")[0].upper()
     step = interval_ns(interval)
     configs = {_canon(p): config_with(cfg, p) for p in grid}
+    warnings = _inert(configs, interval, step)
     loads: dict[str, Aligned] = {}
     for key in dict.fromkeys(_input_key(c) for c in configs.values()):
         group = [c for c in configs.values() if _input_key(c) == key]
@@ -213,11 +215,11 @@ def prepare(
         return {s: f.get_column(s).fill_null(False).to_numpy() for s in SIDE_COLUMNS}
 
     statuses = input_status(base_frame, loads[_input_key(cfg)])
-    missing = tuple(f"{i.label} ({i.source}): {i.note}" for i in statuses if i.status == "missing")
+    missing = tuple(f"{i.label} ({i.source}): {i.note}" for i in statuses if i.status == "missing" or i.unsplit)
     unknown = {s: int(frame.get_column(s).is_null().sum()) for s in SIDE_COLUMNS}
     why = {i.key: f"{i.label}: {i.note}" if i.note else f"{i.label}: none in the period" for i in statuses if i.status == "missing"}
     return DetectorStudy(base, interval, bars, event_fn, configs, frame, factor_panels(frame, cfg, why), missing, unknown,
-                         never_available(frame, cfg, statuses))
+                         never_available(frame, cfg, statuses), warnings)
 
 
 def never_available(frame: pl.DataFrame, cfg: Config, statuses: Sequence[InputStatus]) -> tuple[str, ...]:
@@ -250,6 +252,18 @@ def explain_events(ds: DetectorStudy, cfg: Config, events: dict[str, np.ndarray]
                          f"{d.reason}<br>{reasons}")
         out[side] = lines
     return out
+
+
+def _inert(configs: dict[str, Config], interval: str, step: int) -> tuple[str, ...]:
+    """Settings without effect at ``interval``: an error for a single configuration, one warning per
+    parameter set of a sweep (sets that differ only in an inert key are the same detector)."""
+    found = {key: inert_settings(c, interval, step) for key, c in configs.items()}
+    if len(configs) == 1:
+        (problems,) = found.values()
+        if problems:
+            raise ConfigError(problems[0])
+        return ()
+    return tuple(f"parameter set {key}: {p}" for key, problems in found.items() for p in problems)
 
 
 def track_records(store: Store, symbol: str, interval: str, cfg: Config, settings: StudySettings,
