@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tapewatch.book.derive import BookKey, DerivedDepth, depth_from_store, merge_spans, touched_books
-from tapewatch.errors import ImportFormatError, TapewatchError, UnknownFormatError
+from tapewatch.errors import ImportFormatError, SkipFileError, TapewatchError, UnknownFormatError
 from tapewatch.sources import Batch, Hints, RawFile, detect
 from tapewatch.store import Store
 
@@ -31,6 +31,7 @@ class FileResult:
     added: dict[str, int] = field(default_factory=dict)
     skipped: str | None = None
     error: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -105,16 +106,17 @@ def import_files(
             res.format, batches = parse_file(path, hints)
             for b in batches:
                 res.rows[b.kind] = res.rows.get(b.kind, 0) + b.rows.height
+                res.notes.extend(b.notes)
             for b in batches:
                 w = store.write(b.kind, b.rows)
                 res.added[b.kind] = res.added.get(b.kind, 0) + w.added
                 if b.kind == "book_delta" and b.rows.height:
                     books = merge_spans(books, touched_books(b.rows))
-        except UnknownFormatError as exc:
+        except (UnknownFormatError, SkipFileError) as exc:
             if named:
                 res.error = str(exc)
             else:
-                res.skipped = "unknown format"
+                res.skipped = exc.reason
         except ImportFormatError as exc:
             res.error = str(exc)
         report.files.append(res)

@@ -15,7 +15,9 @@ from tapewatch.commands.common import (
     DEFAULT_STORE_PATH, EndOpt, OutOpt, StartOpt, StoreOpt, console, err_console, friendly, write_table,
 )
 from tapewatch.importer import FileResult, ImportReport, expand, import_files
+from tapewatch.errors import TapewatchError
 from tapewatch.sources import Hints
+from tapewatch.sources.base import VOLUME_UNITS
 from tapewatch.store import Store
 from tapewatch.symbols import check_market
 from tapewatch.timeutil import parse_time
@@ -29,6 +31,9 @@ def import_cmd(
     market: Annotated[str | None, typer.Option(help="spot, perp or future, when the file does not tell.")] = None,
     symbol: Annotated[str | None, typer.Option(help="Unified symbol such as BTC/USDT, when the file does not tell.")] = None,
     interval: Annotated[str | None, typer.Option(help="Bar interval of a bar file, when it does not tell.")] = None,
+    volume_unit: Annotated[
+        str | None, typer.Option(help="What an OHLCV file's volume counts: base or quote (default: base for an exchange's OHLCV).")
+    ] = None,
 ) -> None:
     """Import exchange files into the store; the format is recognised from the content.
 
@@ -38,7 +43,9 @@ def import_cmd(
     """
     if market:
         check_market(market)
-    hints = Hints(exchange=exchange, market=market, symbol=symbol, interval=interval)
+    if volume_unit and volume_unit not in VOLUME_UNITS:
+        raise TapewatchError(f"unknown volume unit {volume_unit!r}; use base or quote")
+    hints = Hints(exchange=exchange, market=market, symbol=symbol, interval=interval, volume_unit=volume_unit)
     files = expand(paths)
     st = Store(store)
     with Progress(
@@ -69,6 +76,9 @@ def print_import_report(report: ImportReport, store: Store) -> None:
         console.print(table)
     if report.books:
         console.print(books_table(report))
+    for res in report.imported:
+        for note in res.notes:
+            console.print(f"[cyan]note[/] {res.path}: {note}", highlight=False)
     for res in report.skipped:
         console.print(f"[yellow]skipped[/] {res.path}: {res.skipped}", highlight=False)
     for res in report.errors:

@@ -35,14 +35,31 @@ class Hints:
     market: str | None = None
     symbol: str | None = None
     interval: str | None = None
+    volume_unit: str | None = None  # "base" | "quote": what an OHLCV file's ``volume`` counts
+
+
+VOLUME_UNITS = ("base", "quote")
 
 
 @dataclass
 class Batch:
-    """Normalized rows of one record kind (columns as in tapewatch.schemas, ``ts`` in UTC ns)."""
+    """Normalized rows of one record kind (columns as in tapewatch.schemas, ``ts`` in UTC ns).
+
+    ``notes``: what the user should know about rows imported as given despite a real defect
+    (one plain sentence each, with a count).
+    """
 
     kind: str
     rows: pl.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+def agree(raw: RawFile, what: str, flag: str | None, said: str | None) -> str | None:
+    """The value of ``what`` (exchange, market, symbol…): the user's ``--what`` flag, else what
+    the file ``said`` (None when neither). A flag that contradicts the file is an error naming both."""
+    if flag and said and flag.lower() != said.lower():
+        raise ImportFormatError(raw.path, f"--{what} {flag} contradicts the file, which says {what} {said}")
+    return flag or said
 
 
 @dataclass
