@@ -104,6 +104,11 @@ class RawFile:
     def is_parquet(self) -> bool:
         return self.data[:4] == b"PAR1"
 
+    @property
+    def is_arrow(self) -> bool:
+        """An Apache Arrow IPC file (Feather v2) or a Feather v1 file."""
+        return self.data[:6] == b"ARROW1" or self.data[:4] == b"FEA1"
+
     def text(self) -> str:
         try:
             return self.data.decode("utf-8")
