@@ -116,7 +116,8 @@ def test_depth_snapshot_bodies(tmp_path: Path) -> None:
 def test_aggtrades_and_trades_bodies(tmp_path: Path) -> None:
     rows = _only(parse_file(_file(tmp_path, "agg.json", CCXT_SPOT_AGGTRADES), SPOT_BTC)[1], "trade")
     # m=false: the buyer was the taker (ccxt parsed it as side "buy")
-    assert rows.row(0) == ("binance", "spot", "BTC/USDT", 1710327661939 * MS, 73238.7, 0.00109, "buy", "2913537567")
+    assert rows.row(0) == ("binance", "spot", "BTC/USDT", 1710327661939 * MS, 73238.7, 0.00109, "buy", "2913537567",
+                           None)  # local_ts: a saved body has no receive time
     trades = [{"id": 28457, "price": "4.00000100", "qty": "12.00000000", "quoteQty": "48.000012",
                "time": 1499865549590, "isBuyerMaker": True, "isBestMatch": True}]
     rows = _only(parse_file(_file(tmp_path, "trades.json", trades), SPOT_BTC)[1], "trade")

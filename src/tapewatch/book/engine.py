@@ -419,7 +419,7 @@ class BookResult:
     @staticmethod
     def concat(results: Sequence["BookResult"]) -> "BookResult":
         if not results:
-            return BookResult(conform("book_depth", pl.DataFrame()), conform("quote", pl.DataFrame()))
+            return BookResult(conform("book_depth", pl.DataFrame()), conform("quote", pl.DataFrame()).drop("local_ts"))
         return BookResult(pl.concat([r.depth for r in results]), pl.concat([r.top for r in results], how="diagonal_relaxed"))
 
 

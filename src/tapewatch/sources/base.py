@@ -244,8 +244,9 @@ def epoch_column(df: pl.DataFrame, col: str, raw: RawFile) -> pl.DataFrame:
 
 
 def datetime_column(df: pl.DataFrame, col: str, raw: RawFile) -> pl.DataFrame:
-    """Date-time text (``2023-01-01 00:05:00``, ISO with or without zone) in ``col`` becomes ``ts`` (UTC ns)."""
-    s = df.get_column(col).str.strip_chars().str.replace("T", " ").str.replace(r"Z$|\+00:00$", "")
+    """Date-time text (``2023-01-01 00:05:00``, ISO with or without zone, or a trailing `` UTC``) in
+    ``col`` becomes ``ts`` (UTC ns)."""
+    s = df.get_column(col).str.strip_chars().str.replace(r"Z$|\+00:00$| UTC$", "").str.replace("T", " ")
     parsed = s.str.to_datetime(time_unit="ns", time_zone="UTC", strict=False)
     bad = df.filter(parsed.is_null())
     if not bad.is_empty():
