@@ -6,7 +6,7 @@ Order matters only where two formats could claim the same content: the most spec
 from __future__ import annotations
 
 from tapewatch.sources import (
-    binance_api, binance_archive, coinbase, ohlcv, recordings, tables, tardis, ws_capture,
+    binance_api, binance_archive, coinbase, ohlcv, recordings, series, tables, tardis, ws_capture,
 )
 from tapewatch.sources.base import Batch, Format, Hints, RawFile
 
@@ -17,6 +17,7 @@ FORMATS: list[Format] = [
     *coinbase.FORMATS,
     *tardis.FORMATS,
     *binance_archive.FORMATS,
+    *series.FORMATS,
     *ohlcv.FORMATS,
     *tables.FORMATS,
 ]
