@@ -145,7 +145,8 @@ def ohlcv_bars(df: pl.DataFrame, raw: RawFile, hints: Hints, said: NameInfo, *,
     return Batch("bar", df.select(
         pl.lit(exchange).alias("exchange"), pl.lit(market).alias("market"), pl.lit(symbol).alias("symbol"),
         "ts", pl.lit(interval).alias("interval"), *PRICES,
-        pl.col("volume").alias("volume" if unit == "base" else "quote_volume"),
+        pl.col("volume").alias("volume") if unit == "base" else pl.lit(None, dtype=pl.Float64).alias("volume"),
+        pl.col("volume").alias("quote_volume") if unit == "quote" else pl.lit(None, dtype=pl.Float64).alias("quote_volume"),
     ))
 
 
