@@ -206,3 +206,11 @@ def test_coin_m_is_refused_clearly(tmp_path: Path) -> None:
     path = _file(tmp_path, "rec", "wss://dstream.binance.com/stream?streams=btcusd_perp@aggTrade <-> 1.0\n")
     with pytest.raises(ImportFormatError, match="COIN-M"):
         parse_file(path, Hints())
+
+
+def test_exchange_flag_names_a_venue_speaking_binances_protocol(tmp_path: Path) -> None:
+    """Binance.US serves the same klines body: with ``--exchange binanceus`` it is stored as such."""
+    hints = Hints(exchange="binanceus", market="spot", symbol="BTCUSDT")
+    bars = _only(parse_file(_file(tmp_path, "klines.json", CCXT_SPOT_1H), hints)[1], "bar")
+    assert set(bars.get_column("exchange")) == {"binanceus"}
+    assert bars.get_column("ts").to_list() == [int(k[0]) * MS for k in CCXT_SPOT_1H]

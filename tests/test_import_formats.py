@@ -271,3 +271,18 @@ def test_unlabelled_series_skipped_in_a_walk_error_when_named(shared: Path, stor
     assert report.files and all(f.skipped and "says neither its venue" in f.skipped for f in report.files)
     report = import_paths([folder / "open_interest.csv"], store)
     assert "says neither its venue, what it measures nor its unit" in report.files[0].error
+
+
+def test_a_file_name_stating_venue_and_symbol_is_used(shared: Path, tmp_path: Path) -> None:
+    """Real Coinbase 15m rows as an epoch-ms OHLCV CSV: the name ``coinbase_btc-usd_15m`` gives the key."""
+    raw = feather_rows(shared / "freqtrade-coinbase-btcusd-2024-2026/BTC_USD-15m.feather")[:20]
+    body = "".join(f"{ns(r['date']) // 10**6},{r['open']},{r['high']},{r['low']},{r['close']},{r['volume']}\n" for r in raw)
+    p = tmp_path / "coinbase_btc-usd_15m.csv"
+    p.write_text("timestamp,open,high,low,close,volume\n" + body)
+    (batch,) = parse(p, Hints(market="spot"))[1]
+    assert batch.rows.select("exchange", "symbol", "interval").unique().rows() == [("coinbase", "BTC/USD", "15m")]
+    assert batch.rows.select("ts", "close", "volume").rows() == [(ns(r["date"]), r["close"], r["volume"]) for r in raw]
+    q = tmp_path / "prices.csv"
+    q.write_text(p.read_text())
+    raises(q, r"cannot tell the market and symbol \(the path says nothing of venue, market, symbol or interval\); "
+              "pass --market and --symbol")

@@ -54,6 +54,12 @@ class Batch:
     notes: list[str] = field(default_factory=list)
 
 
+def with_exchange(batches: list[Batch], exchange: str) -> list[Batch]:
+    """``batches`` with every row's ``exchange`` set to ``exchange`` (a venue speaking another's
+    protocol, e.g. ``binanceus`` files read by the Binance parsers)."""
+    return [Batch(b.kind, b.rows.with_columns(pl.lit(exchange).alias("exchange")), b.notes) for b in batches]
+
+
 def agree(raw: RawFile, what: str, flag: str | None, said: str | None) -> str | None:
     """The value of ``what`` (exchange, market, symbol…): the user's ``--what`` flag, else what
     the file ``said`` (None when neither). A flag that contradicts the file is an error naming both."""

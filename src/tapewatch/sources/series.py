@@ -57,6 +57,7 @@ from tapewatch.sources.base import (
     epoch_column,
     read_csv_strings,
     to_float,
+    with_exchange,
 )
 from tapewatch.sources.messages import Context, MessageError, Rows
 from tapewatch.sources.tables import NameInfo, infer_interval, raw_name_info
@@ -243,9 +244,8 @@ class OpenInterestHistCsv:
             binance_api.parse_rest(df.drop("__row").to_dicts(), "openInterestHist", ctx, rows)
         except MessageError as exc:
             raise ImportFormatError(raw.path, exc.reason, None if exc.row is None else exc.row + 1) from None
-        out = rows.batches()
-        return [Batch(b.kind, b.rows.with_columns(pl.lit(key[0]).alias("exchange"), pl.lit(key[2]).alias("symbol")))
-                for b in out]
+        return with_exchange([Batch(b.kind, b.rows.with_columns(pl.lit(key[2]).alias("symbol"))) for b in rows.batches()],
+                             key[0])
 
 
 class UnlabelledSeries:

@@ -24,11 +24,9 @@ import json
 import re
 from dataclasses import replace
 
-import polars as pl
-
 from tapewatch.errors import ImportFormatError
 from tapewatch.sources import binance_api
-from tapewatch.sources.base import Batch, Format, Hints, RawFile, agree
+from tapewatch.sources.base import Batch, Format, Hints, RawFile, agree, with_exchange
 from tapewatch.sources.messages import Context, MessageError, Rows, located, symbol_of
 from tapewatch.sources.tables import name_info
 
@@ -111,10 +109,7 @@ class BinanceWsCapture:
                     binance_api.parse_ws_message(msg, ctx, rows)
         except MessageError as exc:
             raise located(raw.path, exc, lineno or None) from None
-        batches = rows.batches()
-        if exchange != binance_api.EXCHANGE:
-            batches = [Batch(b.kind, b.rows.with_columns(pl.lit(exchange).alias("exchange"))) for b in batches]
-        return batches
+        return with_exchange(rows.batches(), exchange)
 
 
 FORMATS: list[Format] = [BinanceWsCapture()]
