@@ -4,8 +4,10 @@ Order-book deltas (snapshots and diffs) are also turned into ``book_depth`` reco
 engine (tapewatch.book), per book, over the days the imported deltas touch.
 
 A file named on the command line must be a known format; inside a directory, files of no known
-format (READMEs, checksums…) are listed as skipped. A malformed file is reported with file, row
-and reason, and nothing from it is written; the other files are still imported.
+format (READMEs, checksums…) and files that would need a guess (SkipFileError) are listed as
+skipped with the reason. A malformed file is reported with file, row and reason, and nothing
+from it is written; the other files are still imported. Rows imported despite a real defect
+come with the parser's notes (FileResult.notes).
 """
 
 from __future__ import annotations

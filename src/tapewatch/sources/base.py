@@ -260,6 +260,13 @@ def datetime_column(df: pl.DataFrame, col: str, raw: RawFile) -> pl.DataFrame:
     return df.with_columns(parsed.cast(pl.Int64).alias("ts"))
 
 
+def time_column(df: pl.DataFrame, col: str, raw: RawFile) -> pl.DataFrame:
+    """``col`` (epoch integers of any unit, or UTC date-time text) becomes ``ts`` in UTC ns."""
+    if df.get_column(col).str.contains(r"^\s*\d+\s*$").all():
+        return epoch_column(df, col, raw)
+    return datetime_column(df, col, raw)
+
+
 def check_nonnegative(df: pl.DataFrame, cols: list[str], raw: RawFile) -> None:
     """Prices, sizes and volumes must be >= 0."""
     for c in cols:

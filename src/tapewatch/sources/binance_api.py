@@ -2,7 +2,8 @@
 
 Used by :mod:`tapewatch.sources.recordings` (cryptofeed recordings: market from the URL) and as
 a standalone format: a saved REST body (one JSON document) or websocket messages (JSON Lines).
-A standalone file that does not say its market or symbol needs ``--market`` / ``--symbol``.
+A standalone file that does not say its market or symbol needs ``--market`` / ``--symbol``;
+``--exchange`` stores it under another venue speaking Binance's protocol (``binanceus``).
 
 What becomes what (``ts`` always UTC ns):
 

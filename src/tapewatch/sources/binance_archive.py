@@ -66,6 +66,7 @@ from tapewatch.sources.base import (
     read_csv_strings,
     to_bool,
     to_float,
+    time_column,
     to_int,
 )
 from tapewatch.sources.ohlcv import check_unique_bars
@@ -189,13 +190,6 @@ def _numbers(
     df = to_int(to_float(df, list(floats), raw), list(ints), raw)
     check_nonnegative(df, list(nonnegative), raw)
     return df
-
-
-def _time_column(df: pl.DataFrame, col: str, raw: RawFile) -> pl.DataFrame:
-    """``col`` (epoch ms/µs integers, or ``YYYY-MM-DD HH:MM:SS`` text, UTC) becomes ``ts`` in UTC ns."""
-    if df.get_column(col).str.contains(r"^\s*\d+\s*$").all():
-        return epoch_column(df, col, raw)
-    return datetime_column(df, col, raw)
 
 
 def _mapped(df: pl.DataFrame, col: str, mapping: dict[str, str], raw: RawFile) -> pl.Series:
@@ -420,7 +414,7 @@ def _open_interest(df: pl.DataFrame, raw: RawFile, hints: Hints, lay: Layout) ->
     always in time order, and each row is an independent 5-minute snapshot.
     """
     oi = ("sum_open_interest", "sum_open_interest_value")
-    df = _time_column(_numbers(df, raw, floats=oi, nonnegative=oi), "create_time", raw)
+    df = time_column(_numbers(df, raw, floats=oi, nonnegative=oi), "create_time", raw)
     df = df.sort("ts", maintain_order=True).rename({"sum_open_interest": "oi", "sum_open_interest_value": "oi_value"})
     return _batch("open_interest", _with_key(df, raw, hints, lay.market, symbol_col="symbol"))
 
@@ -430,7 +424,7 @@ def _book_depth(df: pl.DataFrame, raw: RawFile, hints: Hints, lay: Layout) -> Ba
     book within band_pct % of the mid price; a negative ``percentage`` is the bid side, a positive one the ask side.
     Amounts (``depth``) in base units, notionals in quote; ts = timestamp (UTC ns)."""
     df = _numbers(df, raw, floats=("percentage", "depth", "notional"), nonnegative=("depth", "notional"))
-    df = _time_column(df, "timestamp", raw)
+    df = time_column(df, "timestamp", raw)
     check_ordered(df, raw)
     for bad, reason in (
         (df.filter(pl.col("percentage") == 0), "percentage 0 is neither the bid (-) nor the ask (+) side"),

@@ -53,9 +53,8 @@ from tapewatch.sources.base import (
     RawFile,
     agree,
     check_ordered,
-    datetime_column,
-    epoch_column,
     read_csv_strings,
+    time_column,
     to_float,
     with_exchange,
 )
@@ -101,6 +100,18 @@ class SeriesLayout:
     population: dict[str, str] | None = None
 
 
+def _taker(header: tuple[str, ...], source: str) -> SeriesLayout:
+    """A taker buy / sell volume layout: ``header`` names (buy, sell, ratio) as Binance's API does
+    (``buyVol``, ``sellVol``, ``buySellRatio``) or as an export does (``buy_vol``…)."""
+    buy, sell, ratio = (next(c for c in header if c.lower().replace("_", "").startswith(w)) for w in ("buyv", "sellv", "buys"))
+    return SeriesLayout(
+        header, "timestamp",
+        (Value(buy, "taker_buy_volume", "base"), Value(sell, "taker_sell_volume", "base"),
+         Value(ratio, "taker_buy_sell_ratio", "ratio")),
+        source, "spacing",
+    )
+
+
 LAYOUTS = (
     SeriesLayout(
         ("symbol", "longAccount", "longShortRatio", "shortAccount", "timestamp"), "timestamp",
@@ -108,18 +119,8 @@ LAYOUTS = (
          Value("longAccount", "long_account_share", "fraction")),
         "binance /futures/data/{population}LongShortAccountRatio", None, {"top": "top", "global": "global"},
     ),
-    SeriesLayout(
-        ("buySellRatio", "sellVol", "buyVol", "timestamp"), "timestamp",
-        (Value("buyVol", "taker_buy_volume", "base"), Value("sellVol", "taker_sell_volume", "base"),
-         Value("buySellRatio", "taker_buy_sell_ratio", "ratio")),
-        _TAKER_SOURCE, "spacing",
-    ),
-    SeriesLayout(
-        ("timestamp", "buy_vol", "sell_vol", "buy_sell_ratio"), "timestamp",
-        (Value("buy_vol", "taker_buy_volume", "base"), Value("sell_vol", "taker_sell_volume", "base"),
-         Value("buy_sell_ratio", "taker_buy_sell_ratio", "ratio")),
-        _TAKER_SOURCE + " (export)", "spacing",
-    ),
+    _taker(("buySellRatio", "sellVol", "buyVol", "timestamp"), _TAKER_SOURCE),
+    _taker(("timestamp", "buy_vol", "sell_vol", "buy_sell_ratio"), _TAKER_SOURCE + " (export)"),
     SeriesLayout(
         ("date", "oi", "oi_value", "toptrader_acc_ls", "toptrader_pos_ls", "global_acc_ls", "taker_ls"), "date",
         (Value("oi", "oi_mean", "base"), Value("oi_value", "oi_value_mean", "quote"),
@@ -171,12 +172,6 @@ def _symbol(raw: RawFile, hints: Hints, info: NameInfo, df: pl.DataFrame) -> str
     return symbol
 
 
-def _times(df: pl.DataFrame, col: str, raw: RawFile) -> pl.DataFrame:
-    if df.get_column(col).str.contains(r"^\s*\d+\s*$").all():
-        return epoch_column(df, col, raw)
-    return datetime_column(df, col, raw)
-
-
 class SeriesCsv:
     """Named statistics in CSV (see module doc) → ``series``."""
 
@@ -207,7 +202,7 @@ class SeriesCsv:
             names = {c: f"{n}_{found[0]}" for c, n in names.items()}
             source = source.format(population=found[0])
         df = read_csv_strings(raw, list(lay.header), has_header=True, optional=[v.column for v in lay.values])
-        df = to_float(_times(df, lay.time, raw), [v.column for v in lay.values], raw)
+        df = to_float(time_column(df, lay.time, raw), [v.column for v in lay.values], raw)
         check_ordered(df, raw)
         interval = infer_interval(df.get_column("ts")) if lay.interval == "spacing" else lay.interval
         key = (_exchange(raw, hints, info), _market(raw, hints), _symbol(raw, hints, info, df))
