@@ -41,7 +41,7 @@ def test_demo_imports_the_sample_shows_factors_study_and_says_what_is_missing(
 
 
 def test_sample_files_are_the_real_recorded_data_unmodified(shared: Path) -> None:
-    """Every data file in the bundled sample is byte-identical to a file of ../shared/data
+    """Every data file in the bundled sample is byte-identical to a real file in tests/data
     (recordings gzip-compressed), so the demo never runs on invented data."""
     originals = {p.name: p for p in shared.rglob("*") if p.is_file()}
     files = [p for p in sample_dir().rglob("*") if p.is_file() and p.name != "PROVENANCE.md"]

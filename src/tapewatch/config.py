@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from tapewatch.errors import TapewatchError
+from tapewatch.names import base_name, exchange_name, symbol_name
 from tapewatch.tomlfile import read_toml
 
 Duration = int | str
@@ -56,9 +57,9 @@ def to_bars(value: Duration, step_ns: int) -> int:
 class MarketRef:
     """One market of the base asset being analysed: its symbol is ``BASE/quote``."""
 
-    exchange: str
+    exchange: str = field(metadata={"check": exchange_name})
     market: str = field(default="spot", metadata={"choices": ("spot", "perp", "future")})
-    quote: str = "USDT"
+    quote: str = field(default="USDT", metadata={"check": base_name})
 
     def symbol(self, base: str) -> str:
         return f"{base.upper()}/{self.quote.upper()}"
@@ -71,8 +72,8 @@ class MarketRef:
 class SeriesRef:
     """A market with a fixed symbol (e.g. the ``USDT/USD`` rate), whatever the base asset."""
 
-    exchange: str
-    symbol: str
+    exchange: str = field(metadata={"check": exchange_name})
+    symbol: str = field(metadata={"check": symbol_name})
     market: str = field(default="spot", metadata={"choices": ("spot", "perp", "future")})
 
     def describe(self) -> str:
@@ -267,6 +268,8 @@ def _convert(value: Any, hint: Any, key: str, meta: dict[str, Any], source: str)
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{source}: config key {key!r} must be text, got {_show(value)}")
+        if "check" in meta:  # names that become store paths (tapewatch.names)
+            return meta["check"](value, f"{source}: config key {key!r}")
         choices = meta.get("choices")
         if choices and value not in choices:
             raise ConfigError(f"{source}: config key {key!r} must be one of {', '.join(choices)}; got {value!r}")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tapewatch.book.derive import BookKey, DerivedDepth, depth_from_store, merge_spans, touched_books
 from tapewatch.errors import ImportFormatError, SkipFileError, TapewatchError, UnknownFormatError
+from tapewatch.names import BadName, check_rows
 from tapewatch.sources import Batch, Hints, RawFile, detect
 from tapewatch.store import Store
 
@@ -79,7 +80,13 @@ def parse_file(path: Path, hints: Hints) -> tuple[str, list[Batch]]:
     if fmt is None:
         first = raw.first_lines[0][:80] if raw.first_lines and not raw.is_parquet else "(binary)"
         raise UnknownFormatError(path, f"unknown format: not a file tapewatch can import (starts {first!r})")
-    return fmt.name, fmt.parse(raw, hints)
+    batches = fmt.parse(raw, hints)
+    for b in batches:  # names from the file's content become store paths: check them all first
+        try:
+            check_rows(b.rows, "")
+        except BadName as exc:
+            raise ImportFormatError(path, str(exc)) from None
+    return fmt.name, batches
 
 
 def import_paths(

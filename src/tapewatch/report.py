@@ -7,7 +7,7 @@ fixed id, no request leaves the page. Panels, top to bottom:
   of the reported parameter set, and one row per factor below it (shared time axis; the configured
   thresholds dashed); the out-of-sample part is shaded;
 * the verdict, the label definition and the event-study table (HTML);
-* ``panel-hits``: hit rate with its bootstrap interval against the base rate, per period and side;
+* ``panel-hits``: hit rate with its one-sided bound against the base rate, per period and side;
 * ``panel-returns``: forward-return distributions after each side's events vs all bars, per horizon.
 
 Long series are thinned for drawing (per bucket the first, lowest, highest and last value, so
@@ -30,7 +30,7 @@ from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from tapewatch.study.forward import format_duration
-from tapewatch.study.result import PeriodStats, StudyResult, format_params, p_text, pct, pct_range
+from tapewatch.study.result import PeriodStats, StudyResult, format_params, p_text, pct, pct_range, sweep_summary
 from tapewatch.study.run import Study
 
 F64 = NDArray[np.float64]
@@ -225,10 +225,7 @@ def sweep_table(result: StudyResult, top: int = 15) -> str:
     """Per side: the multiple-testing summary and the best sets by in-sample score (HTML)."""
     parts = []
     for sw in result.sweeps:
-        summary = (f"{sw.side}: {sw.sets} parameter sets, {sw.tested} with events; Benjamini–Hochberg keeps "
-                   f"{sw.bh_significant} at FDR {sw.alpha:.0%}; best set {format_params(sw.best_params or {})}: "
-                   f"Reality Check {p_text(sw.reality_check_p)}, SPA {p_text(sw.spa_p)} "
-                   f"(buckets of {sw.spa_bucket})")
+        summary = sweep_summary(sw)
         ranked = sorted(sw.rows, key=lambda r: -(r.score if r.score is not None else -1e300))[:top]
         body = "".join("<tr>" + "".join(_cell(v) for v in (
             r.set_index, format_params(r.params), r.events, pct(r.hit_rate), pct_range(r.ci_low, r.ci_high),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from tapewatch.errors import StoreError
+from tapewatch.names import check_rows, exchange_name, market_name, symbol_name
 from tapewatch.schemas import KINDS, conform, kind, polars_schema
 from tapewatch.symbols import path_token
 
@@ -36,6 +38,7 @@ NS_PER_DAY = 86_400_000_000_000
 # kinds stored one partition per exchange/market rather than per symbol (thousands of tiny rows)
 PER_MARKET_KINDS = {"instrument"}
 ALL_SYMBOLS = "_all"
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def default_store_path() -> Path:
@@ -70,7 +73,15 @@ class Store:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def partition_dir(self, kind_name: str, exchange: str, market: str, symbol: str, date: str) -> Path:
-        """Directory of one partition; ``date`` is ``YYYY-MM-DD`` (UTC); ``symbol`` may be ALL_SYMBOLS."""
+        """Directory of one partition; ``date`` is ``YYYY-MM-DD`` (UTC); ``symbol`` may be ALL_SYMBOLS.
+
+        Every name is checked again here (tapewatch.names; BadName otherwise): whatever a caller
+        forgot to check cannot make a path outside the store.
+        """
+        kind(kind_name)
+        _check_keys(exchange, market, None if symbol == ALL_SYMBOLS else symbol, "store partition")
+        if not _DATE.fullmatch(date):
+            raise StoreError(f"store partition: {date!r} is not a YYYY-MM-DD date")
         return (
             self.root / kind_name / f"exchange={exchange}" / f"market={market}"
             / f"symbol={path_token(symbol)}" / f"date={date}"
@@ -84,6 +95,7 @@ class Store:
             return WriteResult(0, 0, 0)
         if df.select(pl.any_horizontal(pl.col("exchange", "market", "symbol", "ts").is_null().any())).item():
             raise StoreError(f"{kind_name} rows without exchange, market, symbol or ts cannot be stored")
+        check_rows(df, f"store write of {kind_name}")  # all of them before any partition is written
         df = df.with_columns(
             pl.col("ts").dt.strftime("%Y-%m-%d").alias("__date"),
             (pl.lit(ALL_SYMBOLS) if kind_name in PER_MARKET_KINDS else pl.col("symbol")).alias("__symbol"),
@@ -132,6 +144,7 @@ class Store:
     ) -> list[Path]:
         """Partition files of a kind, pruned by key and by date range (``start``/``end`` in UTC ns)."""
         kind(kind_name)
+        _check_keys(exchange, market, symbol, "store query")
         base = self.root / kind_name
         if not base.is_dir():
             return []
@@ -246,6 +259,16 @@ class Store:
         from tapewatch.bars import bars_from_store
 
         return bars_from_store(self, exchange, market, symbol, interval, start, end)
+
+
+def _check_keys(exchange: str | None, market: str | None, symbol: str | None, where: str) -> None:
+    """Raise BadName unless each given name is valid (they become path parts and glob patterns)."""
+    if exchange is not None:
+        exchange_name(exchange, where)
+    if market is not None:
+        market_name(market, where)
+    if symbol is not None:
+        symbol_name(symbol, where)
 
 
 def _day_ns(day: str) -> int:

@@ -15,6 +15,7 @@ from tapewatch.backfill.run import BackfillReport, BackfillRequest, parse_list, 
 from tapewatch.commands.common import DEFAULT_STORE_PATH, EndOpt, StoreOpt, console, err_console, friendly
 from tapewatch.commands.data import inventory_table
 from tapewatch.errors import TapewatchError
+from tapewatch.names import flag_exchange, flag_symbol, interval_name
 from tapewatch.store import Store
 from tapewatch.timeutil import parse_time
 
@@ -51,8 +52,8 @@ def backfill_cmd(
     if concurrency is not None:
         cfg = replace(cfg, concurrency=concurrency)
     req = BackfillRequest(
-        exchange=exchange, symbol=symbol, start=parse_time(start), end=parse_time(end) if end else None,
-        markets=parse_list(market), kinds=parse_list(kinds), interval=interval, recheck=recheck,
+        exchange=flag_exchange(exchange) or "", symbol=flag_symbol(symbol) or "", start=parse_time(start), end=parse_time(end) if end else None,
+        markets=parse_list(market), kinds=parse_list(kinds), interval=interval_name(interval, "--interval"), recheck=recheck,
     )
     st = Store(store)
     report = run_backfill(req, st, cfg, err_console if progress else None)

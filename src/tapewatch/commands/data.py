@@ -8,18 +8,20 @@ from typing import Annotated
 import polars as pl
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 from rich.table import Table
 
 from tapewatch.bars import bars_from_store
 from tapewatch.commands.common import (
     DEFAULT_STORE_PATH, EndOpt, OutOpt, StartOpt, StoreOpt, console, err_console, friendly, write_table,
 )
+from tapewatch.display import fmt_number
 from tapewatch.importer import FileResult, ImportReport, expand, import_files
 from tapewatch.errors import TapewatchError
+from tapewatch.names import flag_exchange, flag_symbol, interval_name, market_name
 from tapewatch.sources import Hints
 from tapewatch.sources.base import VOLUME_UNITS
 from tapewatch.store import Store
-from tapewatch.symbols import check_market
 from tapewatch.timeutil import parse_time
 
 
@@ -41,16 +43,18 @@ def import_cmd(
     traffic. Re-importing a file changes nothing. A malformed file is reported (file, row,
     reason) and nothing from it is written.
     """
-    if market:
-        check_market(market)
     if volume_unit and volume_unit not in VOLUME_UNITS:
         raise TapewatchError(f"unknown volume unit {volume_unit!r}; use base or quote")
-    hints = Hints(exchange=exchange, market=market, symbol=symbol, interval=interval, volume_unit=volume_unit)
+    hints = Hints(
+        exchange=flag_exchange(exchange), market=market and market_name(market, "--market"),
+        symbol=flag_symbol(symbol), interval=interval and interval_name(interval, "--interval"),
+        volume_unit=volume_unit,
+    )
     files = expand(paths)
     st = Store(store)
     with Progress(
         TextColumn("[bold]importing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-        TimeElapsedColumn(), console=err_console, transient=True,
+        TimeElapsedColumn(), console=err_console, transient=True, disable=not err_console.is_terminal,
     ) as progress:
         task = progress.add_task("", total=len(files))
 
@@ -82,7 +86,8 @@ def print_import_report(report: ImportReport, store: Store) -> None:
     for res in report.skipped:
         console.print(f"[yellow]skipped[/] {res.path}: {res.skipped}", highlight=False)
     for res in report.errors:
-        err_console.print(f"[bold red]error:[/] {res.error} — nothing from this file was written", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(res.error))} — nothing from this file was written",
+                          highlight=False)
     total = sum(sum(r.added.values()) for r in report.files)
     console.print(
         f"{len(report.imported)} imported, {len(report.skipped)} skipped, {len(report.errors)} failed; "
@@ -114,7 +119,9 @@ def bars_cmd(
     store: StoreOpt = DEFAULT_STORE_PATH,
 ) -> None:
     """Bars from stored trades (taker buy/sell from the aggressor side) or by resampling finer bars."""
-    check_market(market)
+    exchange, symbol = flag_exchange(exchange) or "", flag_symbol(symbol) or ""
+    market_name(market, "--market")
+    interval_name(interval, "--interval")
     st = Store(store)
     lo = parse_time(start) if start else None
     hi = parse_time(end) if end else None
@@ -130,26 +137,32 @@ def bars_cmd(
         console.print(bars_summary(bars, f"{exchange} {market} {symbol} {interval}"))
 
 
-def bars_summary(bars: pl.DataFrame, title: str) -> Table:
-    """A short Rich table: range, count, last bars with taker split (— where the venue gives none)."""
+def bars_summary(bars: pl.DataFrame, title: str, rows: int = 5) -> Table:
+    """A short Rich table: range, count, the last ``rows`` bars with taker split (— where the venue
+    gives none); the caption says how many of the bars built are shown. Times are UTC bar opens,
+    with seconds when any bar starts off the minute (sub-minute bars)."""
+    time_fmt = "%Y-%m-%d %H:%M:%S" if bars.height and (bars["ts"].dt.second() != 0).any() else "%Y-%m-%d %H:%M"
     t = Table(title=f"{title}: {bars.height:,} bars"
-              + (f", {bars['ts'].min():%Y-%m-%d %H:%M} → {bars['ts'].max():%Y-%m-%d %H:%M} UTC" if bars.height else ""),
+              + (f", {bars['ts'].min():{time_fmt}} → {bars['ts'].max():{time_fmt}} UTC" if bars.height else ""),
               title_justify="left")
     cols = ["ts", "open", "high", "low", "close", "volume", "taker_buy_volume", "taker_sell_volume", "quote_volume", "trades"]
     for c in cols:
         t.add_column(c, justify="left" if c == "ts" else "right")
-    for row in bars.tail(5).iter_rows(named=True):
-        t.add_row(*[_fmt(row[c]) for c in cols])
+    for row in bars.tail(rows).iter_rows(named=True):
+        t.add_row(*[_fmt(row[c], time_fmt) for c in cols])
+    if bars.height > rows:
+        t.caption = f"showing the last {rows} of {bars.height:,} bars; --out FILE.csv writes them all"
+        t.caption_justify = "left"
     return t
 
 
-def _fmt(v: object) -> str:
+def _fmt(v: object, time_fmt: str) -> str:
     if v is None:
         return "—"
     if isinstance(v, float):
-        return f"{v:,.4f}".rstrip("0").rstrip(".") if abs(v) < 1e6 else f"{v:,.0f}"
+        return fmt_number(v)
     if hasattr(v, "strftime"):
-        return v.strftime("%Y-%m-%d %H:%M")  # type: ignore[union-attr]
+        return v.strftime(time_fmt)  # type: ignore[union-attr]
     return str(v)
 
 

@@ -110,6 +110,8 @@ def _fetched(st: Store, start: str | None, end: str | None, backfill_config: Pat
     ok = True
     for req in FETCH:
         report = run_backfill(replace(req, start=lo, end=hi), st, cfg, err_console)
+        if report.offline and report.fetched_nothing:  # no network: say so once, and stop
+            raise TapewatchError(f"demo --fetch: {report.offline_line()}")
         print_report(report)
         ok &= report.ok
     if not ok:

@@ -16,7 +16,9 @@ from tapewatch.commands.common import (
 )
 from tapewatch.config import Config, load_config
 from tapewatch.detector import policy_text
+from tapewatch.display import fmt_number
 from tapewatch.errors import TapewatchError
+from tapewatch.names import base_name, interval_name
 from tapewatch.scan import render, scan
 from tapewatch.signals.compute import compute_signals
 from tapewatch.store import open_store
@@ -55,6 +57,7 @@ def signals_cmd(
     """Factor values and conditions per bar. A row stamped t (bar open, UTC) uses data up to t + interval."""
     if out is not None and out.suffix.lower() not in (".csv", ".parquet"):
         raise TapewatchError(f"--out must end in .csv or .parquet, got {out.name!r}")
+    symbol, interval = base_name(symbol), interval_name(interval, "--interval")
     cfg, source = _config(config)
     sig = compute_signals(
         open_store(store), symbol, interval,
@@ -93,15 +96,16 @@ def scan_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
 ) -> None:
     """Verdict for the latest closed bar: each factor, its threshold, whether it holds and why."""
+    symbol, interval = base_name(symbol), interval_name(interval, "--interval")
     cfg, settings = load_settings(config)
     source = str(config) if config is not None else "defaults"
     st = open_store(store)
     end_ns = parse_time(end) if end else None
     verdict = scan(st, symbol, interval, lookback, end_ns, cfg, source, max_events=events)
-    if verdict.events:  # every event carries this configuration's record on the stored history
+    if verdict.events:  # every event carries this configuration's record as known before it
         records = track_records(st, symbol, interval, cfg, settings, end_ns)
         for e in verdict.events:
-            e.annotations["track record"] = records[e.side].describe()
+            e.annotations["track record"] = records.at(e.side, e.ts).describe()
     if as_json:
         typer.echo(json.dumps(verdict.to_dict(), indent=2, default=str))
     else:
@@ -109,20 +113,24 @@ def scan_cmd(
 
 
 def frame_table(table: pl.DataFrame, columns: list[str], rows: int = 12) -> Table:
-    """The last ``rows`` bars of a signals table, ``columns`` only, as a Rich table."""
+    """The last ``rows`` bars of a signals table, ``columns`` only, as a Rich table (times with
+    seconds when any bar starts off the minute)."""
     t = Table(header_style="bold", pad_edge=False)
     for c in columns:
         t.add_column(c, overflow="fold")
-    for r in table.select(columns).tail(rows).iter_rows():
-        t.add_row(*[_cell(x) for x in r])
+    shown = table.select(columns).tail(rows)
+    off_minute = "ts" in shown.columns and shown.height and (shown["ts"].dt.second() != 0).any()
+    time_fmt = "%Y-%m-%d %H:%M:%S" if off_minute else "%Y-%m-%d %H:%M"
+    for r in shown.iter_rows():
+        t.add_row(*[_cell(x, time_fmt) for x in r])
     return t
 
 
-def _cell(x: object) -> str:
+def _cell(x: object, time_fmt: str) -> str:
     if x is None:
         return "–"
     if isinstance(x, float):
-        return "NaN" if x != x else f"{x:,.4g}"
+        return fmt_number(x)
     if hasattr(x, "strftime"):
-        return x.strftime("%Y-%m-%d %H:%M")  # type: ignore[attr-defined]
+        return x.strftime(time_fmt)  # type: ignore[attr-defined]
     return str(x)

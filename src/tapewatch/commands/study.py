@@ -12,9 +12,10 @@ from rich.panel import Panel
 from rich.table import Table
 
 from tapewatch.commands.common import DEFAULT_STORE_PATH, EndOpt, StartOpt, StoreOpt, console, friendly
+from tapewatch.names import base_name, interval_name
 from tapewatch.report import write_report
 from tapewatch.store import open_store
-from tapewatch.study.result import PeriodStats, StudyResult, format_params, p_text, pct, pct_range
+from tapewatch.study.result import PeriodStats, StudyResult, p_text, pct, pct_range, sweep_summary
 from tapewatch.study.run import Study, run_study
 from tapewatch.study.settings import load_settings
 from tapewatch.study.sweep import load_grid
@@ -29,11 +30,12 @@ ConfigOpt = Annotated[
                  help="TOML file: signal / detector parameters, and the [study] table (horizons, label, "
                       "bootstrap draws, split)."),
 ]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Bootstrap seed (default: study.seed, 0).")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the rotation and bootstrap draws (default: study.seed, 0).")]
 
 
 def _run(store: Path, symbol: str, interval: str, start: str | None, end: str | None, config: Path | None,
          sweep: Path | None, seed: int | None) -> tuple[DetectorStudy, Study]:
+    symbol, interval = base_name(symbol), interval_name(interval, "--interval")
     cfg, settings = load_settings(config)
     grid = load_grid(sweep) if sweep is not None else [{}]
     ds = prepare(open_store(store), symbol, interval, parse_time(start) if start else None,
@@ -64,14 +66,13 @@ def print_result(result: StudyResult) -> None:
     """The verdict first, then one table per period and the sweep summary."""
     console.print(Panel("\n".join(escape(v) for v in result.verdict) or "no events", title="verdict",
                         title_align="left", style="bold"))
-    console.print(f"label: {escape(result.label)}", highlight=False)
+    console.print(f"label: {escape(result.label)}; events counted at least {result.inputs.get('episode_gap', 'n/a')} "
+                  "apart (no shared outcome bars)", highlight=False)
     for period in result.periods:
         console.print(_period_table(period))
     for sw in result.sweeps:
         console.print(
-            f"{sw.side}: {sw.sets} parameter sets ({sw.tested} with events); Benjamini–Hochberg keeps "
-            f"{sw.bh_significant} at FDR {sw.alpha:.0%}; best {escape(format_params(sw.best_params or {}))}: "
-            f"Reality Check {p_text(sw.reality_check_p)}, SPA {p_text(sw.spa_p)}", highlight=False)
+            escape(sweep_summary(sw)), highlight=False)
     for m in result.inputs.get("missing_inputs") or []:
         console.print(f"[yellow]missing:[/] {escape(m)}", highlight=False)
 
@@ -106,7 +107,7 @@ def backtest_cmd(
     """Event study: did distribution / accumulation precede pullbacks / rallies more often than usual?
 
     Forward returns and the move label start at the close of the signal bar; the base rate is every
-    bar of the same period; intervals and p-values come from a stationary block bootstrap; a sweep
+    bar of the same period; p-values are exact one-sided tests with matching bounds; a sweep
     is corrected for multiple testing; the final part is held out. Same inputs + seed → same JSON.
     """
     _, study = _run(store, symbol, interval, start, end, config, sweep, seed)

@@ -37,7 +37,7 @@ from tapewatch.signals.compute import compute_frame
 from tapewatch.signals.frame import Aligned, input_status, load, warmup_bars
 from tapewatch.store import Store
 from tapewatch.study.forward import PriceBars
-from tapewatch.study.run import TrackRecord, track_record
+from tapewatch.study.run import TrackRecords, track_record
 from tapewatch.study.settings import StudySettings
 from tapewatch.study.sweep import EventFn, Params
 from tapewatch.timeutil import interval_ns
@@ -211,9 +211,10 @@ def prepare(
 
 
 def track_records(store: Store, symbol: str, interval: str, cfg: Config, settings: StudySettings,
-                  end: int | None = None) -> dict[str, TrackRecord]:
-    """This configuration's record on all stored history before ``end``: per side the scored events,
-    hits, hit rate and base rate (no bootstrap) — what ``tapewatch scan`` shows next to each event."""
+                  end: int | None = None) -> TrackRecords:
+    """This configuration's point-in-time records on the stored history before ``end`` — what
+    ``tapewatch scan`` shows next to each event (``records.at(side, event_ts)``: only events and
+    base-rate bars whose outcome was known before that event)."""
     ds = prepare(store, symbol, interval, None, end, cfg)
     fired = ds.event_fn({})
     return track_record(ds.bars, fired, settings, ds.cooldown_ns({}))
