@@ -34,7 +34,7 @@ from tapewatch.timeutil import bar_opens, ns_to_iso
 
 RECORDING = "cryptofeed-recordings/BINANCE_FUTURES.ws.1.0"
 TRADES = "nautilus-samples/binance/btcusdt-trades.parquet"
-KLINES_4H = "kaggle-binance-btcusdt-4h-1d/btc_4h_data_2018_to_2025.csv.gz"
+KLINES_4H = "kaggle-binance-btcusdt-4h-1d/btc_4h_data_2025.csv.gz"
 OHLCV_5M = "freqtrade-binance-btc-2025/spot/BTC_USDT-5m.feather"
 MS = 1_000_000
 MIN = 60_000_000_000

@@ -116,7 +116,8 @@ def test_depth_snapshot_bodies(tmp_path: Path) -> None:
 def test_aggtrades_and_trades_bodies(tmp_path: Path) -> None:
     rows = _only(parse_file(_file(tmp_path, "agg.json", CCXT_SPOT_AGGTRADES), SPOT_BTC)[1], "trade")
     # m=false: the buyer was the taker (ccxt parsed it as side "buy")
-    assert rows.row(0) == ("binance", "spot", "BTC/USDT", 1710327661939 * MS, 73238.7, 0.00109, "buy", "2913537567")
+    assert rows.row(0) == ("binance", "spot", "BTC/USDT", 1710327661939 * MS, 73238.7, 0.00109, "buy", "2913537567",
+                           None)  # local_ts: a saved body has no receive time
     trades = [{"id": 28457, "price": "4.00000100", "qty": "12.00000000", "quoteQty": "48.000012",
                "time": 1499865549590, "isBuyerMaker": True, "isBestMatch": True}]
     rows = _only(parse_file(_file(tmp_path, "trades.json", trades), SPOT_BTC)[1], "trade")
@@ -205,3 +206,11 @@ def test_coin_m_is_refused_clearly(tmp_path: Path) -> None:
     path = _file(tmp_path, "rec", "wss://dstream.binance.com/stream?streams=btcusd_perp@aggTrade <-> 1.0\n")
     with pytest.raises(ImportFormatError, match="COIN-M"):
         parse_file(path, Hints())
+
+
+def test_exchange_flag_names_a_venue_speaking_binances_protocol(tmp_path: Path) -> None:
+    """Binance.US serves the same klines body: with ``--exchange binanceus`` it is stored as such."""
+    hints = Hints(exchange="binanceus", market="spot", symbol="BTCUSDT")
+    bars = _only(parse_file(_file(tmp_path, "klines.json", CCXT_SPOT_1H), hints)[1], "bar")
+    assert set(bars.get_column("exchange")) == {"binanceus"}
+    assert bars.get_column("ts").to_list() == [int(k[0]) * MS for k in CCXT_SPOT_1H]

@@ -126,7 +126,11 @@ def ok(paths: list[Path], store: Store, **hints: str) -> ImportReport:
 
 
 def stored(store: Store, kind_name: str) -> list[dict]:
+    """Stored rows (``ts`` as int ns); archive files have no local receive time: ``local_ts`` is null."""
     df = store.read(kind_name)
+    if "local_ts" in df.columns:
+        assert df.get_column("local_ts").is_null().all()
+        df = df.drop("local_ts")
     return df.with_columns(pl.col("ts").cast(pl.Int64)).to_dicts()
 
 

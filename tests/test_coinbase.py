@@ -210,7 +210,7 @@ def test_products_and_book_bodies_alone_have_no_time(tmp_path: Path) -> None:
 def test_level1_book_is_a_quote(tmp_path: Path) -> None:
     book = {"sequence": 5, "bids": [["73000.0", "1.5", 3]], "asks": [["73001.0", "0.5", 1]], "time": "2024-03-13T12:00:00Z"}
     quote = _only(parse_file(_write(tmp_path / "b.json", book), BTC_USD)[1], "quote")
-    assert quote.row(0)[3:] == (1710331200 * S, 73000.0, 1.5, 73001.0, 0.5)
+    assert quote.row(0)[3:] == (1710331200 * S, 73000.0, 1.5, 73001.0, 0.5, None)  # no local receive time
 
 
 # -- feed messages as JSON Lines -----------------------------------------------------------------------

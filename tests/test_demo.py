@@ -159,7 +159,7 @@ def test_sample_bars_equal_the_real_feather_rows(shared: Path, rel: str, name: s
 
 
 def test_sample_4h_taker_klines_equal_the_real_csv(shared: Path) -> None:
-    text = gzip.decompress((shared / "kaggle-binance-btcusdt-4h-1d/btc_4h_data_2018_to_2025.csv.gz").read_bytes())
+    text = gzip.decompress((shared / "kaggle-binance-btcusdt-4h-1d/btc_4h_data_2025.csv.gz").read_bytes())
     real = pd.read_csv(io.BytesIO(text), dtype={"Open time": str})
     real = real[real["Open time"].str.strip() != ""].dropna(subset=["Open time"])
     real["ts"] = pd.to_datetime(real["Open time"].str.strip(), utc=True)

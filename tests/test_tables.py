@@ -95,7 +95,7 @@ def test_names_to_key() -> None:
 
 
 def test_bars_off_the_interval_grid(shared: Path, tmp_path: Path) -> None:
-    p = write(tmp_path, "btc-perp_1m.csv", "\n".join(month_lines(shared, 10)) + "\n")
+    p = write(tmp_path, "btc-perp.csv", "\n".join(month_lines(shared, 10)) + "\n")
     raises(p, "not on the 5m grid", row=2, hints=Hints(interval="5m"))
     raises(p, "bad interval '5x'", hints=Hints(interval="5x"))
 

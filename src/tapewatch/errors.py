@@ -24,5 +24,10 @@ class UnknownFormatError(ImportFormatError):
     """The content of a file matches no format tapewatch knows."""
 
 
+class SkipFileError(ImportFormatError):
+    """A file tapewatch recognises but cannot import honestly without more information (the
+    reason says what is missing): listed as skipped inside a directory walk, an error when named."""
+
+
 class StoreError(TapewatchError):
     """The store on disk could not be read or written."""

@@ -4,8 +4,10 @@ Order-book deltas (snapshots and diffs) are also turned into ``book_depth`` reco
 engine (tapewatch.book), per book, over the days the imported deltas touch.
 
 A file named on the command line must be a known format; inside a directory, files of no known
-format (READMEs, checksums…) are listed as skipped. A malformed file is reported with file, row
-and reason, and nothing from it is written; the other files are still imported.
+format (READMEs, checksums…) and files that would need a guess (SkipFileError) are listed as
+skipped with the reason. A malformed file is reported with file, row and reason, and nothing
+from it is written; the other files are still imported. Rows imported despite a real defect
+come with the parser's notes (FileResult.notes).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from tapewatch import coverage
 from tapewatch.book.derive import BookKey, DerivedDepth, depth_from_store, merge_spans, touched_books
-from tapewatch.errors import ImportFormatError, TapewatchError, UnknownFormatError
+from tapewatch.errors import ImportFormatError, SkipFileError, TapewatchError, UnknownFormatError
 from tapewatch.names import BadName, check_rows
 from tapewatch.sources import Batch, Hints, RawFile, detect
 from tapewatch.store import Store
@@ -33,6 +35,7 @@ class FileResult:
     added: dict[str, int] = field(default_factory=dict)
     skipped: str | None = None
     error: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -113,6 +116,7 @@ def import_files(
             res.format, batches = parse_file(path, hints)
             for b in batches:
                 res.rows[b.kind] = res.rows.get(b.kind, 0) + b.rows.height
+                res.notes.extend(b.notes)
             for b in batches:
                 w = store.write(b.kind, b.rows)
                 res.added[b.kind] = res.added.get(b.kind, 0) + w.added
@@ -120,11 +124,11 @@ def import_files(
                 store.write("coverage", proved)
                 if b.kind == "book_delta" and b.rows.height:
                     books = merge_spans(books, touched_books(b.rows))
-        except UnknownFormatError as exc:
+        except (UnknownFormatError, SkipFileError) as exc:
             if named:
                 res.error = str(exc)
             else:
-                res.skipped = "unknown format"
+                res.skipped = exc.reason
         except ImportFormatError as exc:
             res.error = str(exc)
         report.files.append(res)

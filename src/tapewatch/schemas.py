@@ -13,6 +13,9 @@ import polars as pl
 import pyarrow as pa
 
 TS = pa.timestamp("ns", tz="UTC")
+# local receive time of a captured message (UTC ns), beside the exchange's own ``ts``; null when
+# the source has none. Not part of a row's identity.
+LOCAL_TS = pa.field("local_ts", TS)
 KEY_FIELDS = [pa.field("exchange", pa.string()), pa.field("market", pa.string()), pa.field("symbol", pa.string())]
 
 
@@ -51,6 +54,7 @@ KINDS: dict[str, Kind] = {
                 pa.field("amount", pa.float64()),
                 pa.field("taker_side", pa.string()),  # "buy" | "sell": the aggressor
                 pa.field("trade_id", pa.string()),
+                LOCAL_TS,
             ],
             # one row per venue trade id (within exchange, market, symbol: the partition): a
             # corrected re-publication replaces the earlier row; a trade without an id is told
@@ -83,7 +87,9 @@ KINDS: dict[str, Kind] = {
                 pa.field("price", pa.float64()),
                 pa.field("amount", pa.float64()),  # new level size; 0 removes the level
                 pa.field("is_snapshot", pa.bool_()),
+                LOCAL_TS,
             ],
+            ("ts", "seq", "first_seq", "prev_seq", "side", "price", "amount", "is_snapshot"),
         ),
         _kind(
             "book_depth",
@@ -122,7 +128,31 @@ KINDS: dict[str, Kind] = {
                 pa.field("bid_amount", pa.float64()),
                 pa.field("ask_price", pa.float64()),
                 pa.field("ask_amount", pa.float64()),
+                LOCAL_TS,
             ],
+            ("ts", "bid_price", "bid_amount", "ask_price", "ask_amount"),
+        ),
+        _kind(
+            "mark_price",  # mark-price klines of a perpetual (not trades: no volume)
+            [
+                pa.field("interval", pa.string()),
+                pa.field("open", pa.float64()),
+                pa.field("high", pa.float64()),
+                pa.field("low", pa.float64()),
+                pa.field("close", pa.float64()),
+            ],
+            ("ts", "interval"),
+        ),
+        _kind(
+            "series",  # a named statistic a venue or a third party publishes (ratios, derived means)
+            [
+                pa.field("name", pa.string()),  # e.g. "oi_mean", "taker_buy_volume", "long_short_ratio_top"
+                pa.field("interval", pa.string()),  # the period the value covers, ts = its start (null: a point)
+                pa.field("value", pa.float64()),
+                pa.field("unit", pa.string()),  # "BTC", "USDT", "ratio", "fraction"…
+                pa.field("source", pa.string()),  # where it comes from and how it was made
+            ],
+            ("ts", "name", "interval", "source"),
         ),
         _kind(
             "coverage",  # a span [ts, end) of a stream the store holds completely (tapewatch.coverage)

@@ -419,8 +419,8 @@ class BookResult:
     @staticmethod
     def concat(results: Sequence["BookResult"]) -> "BookResult":
         if not results:
-            return BookResult(conform("book_depth", pl.DataFrame()), conform("quote", pl.DataFrame()))
-        return BookResult(pl.concat([r.depth for r in results]), pl.concat([r.top for r in results]))
+            return BookResult(conform("book_depth", pl.DataFrame()), conform("quote", pl.DataFrame()).drop("local_ts"))
+        return BookResult(pl.concat([r.depth for r in results]), pl.concat([r.top for r in results], how="diagonal_relaxed"))
 
 
 def _interval(interval: str | float | int) -> int:

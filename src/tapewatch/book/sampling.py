@@ -59,7 +59,8 @@ _TS = pl.Datetime("ns", "UTC")
 
 def _empty(kind: str) -> pl.DataFrame:
     if kind not in _EMPTY:
-        _EMPTY[kind] = conform(kind, pl.DataFrame())
+        # the columns _keyed makes: derived rows have no local receive time
+        _EMPTY[kind] = conform(kind, pl.DataFrame()).drop("local_ts", strict=False)
     return _EMPTY[kind]
 
 

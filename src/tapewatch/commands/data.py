@@ -19,8 +19,10 @@ from tapewatch.commands.common import (
 )
 from tapewatch.display import fmt_number
 from tapewatch.importer import FileResult, ImportReport, expand, import_files
+from tapewatch.errors import TapewatchError
 from tapewatch.names import flag_exchange, flag_symbol, interval_name, market_name
 from tapewatch.sources import Hints
+from tapewatch.sources.base import VOLUME_UNITS
 from tapewatch.store import Store
 from tapewatch.timeutil import ns_to_iso, parse_time
 
@@ -33,6 +35,9 @@ def import_cmd(
     market: Annotated[str | None, typer.Option(help="spot, perp or future, when the file does not tell.")] = None,
     symbol: Annotated[str | None, typer.Option(help="Unified symbol such as BTC/USDT, when the file does not tell.")] = None,
     interval: Annotated[str | None, typer.Option(help="Bar interval of a bar file, when it does not tell.")] = None,
+    volume_unit: Annotated[
+        str | None, typer.Option(help="What an OHLCV file's volume counts: base or quote (default: base for an exchange's OHLCV).")
+    ] = None,
 ) -> None:
     """Import exchange files into the store; the format is recognised from the content.
 
@@ -40,9 +45,12 @@ def import_cmd(
     traffic. Re-importing a file changes nothing. A malformed file is reported (file, row,
     reason) and nothing from it is written.
     """
+    if volume_unit and volume_unit not in VOLUME_UNITS:
+        raise TapewatchError(f"unknown volume unit {volume_unit!r}; use base or quote")
     hints = Hints(
         exchange=flag_exchange(exchange), market=market and market_name(market, "--market"),
         symbol=flag_symbol(symbol), interval=interval and interval_name(interval, "--interval"),
+        volume_unit=volume_unit,
     )
     files = expand(paths)
     st = Store(store)
@@ -74,6 +82,9 @@ def print_import_report(report: ImportReport, store: Store) -> None:
         console.print(table)
     if report.books:
         console.print(books_table(report))
+    for res in report.imported:
+        for note in res.notes:
+            console.print(f"[cyan]note[/] {res.path}: {note}", highlight=False)
     for res in report.skipped:
         console.print(f"[yellow]skipped[/] {res.path}: {res.skipped}", highlight=False)
     for res in report.errors:

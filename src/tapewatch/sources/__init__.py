@@ -5,15 +5,20 @@ Order matters only where two formats could claim the same content: the most spec
 
 from __future__ import annotations
 
-from tapewatch.sources import binance_api, binance_archive, coinbase, recordings, tables, tardis
+from tapewatch.sources import (
+    binance_api, binance_archive, coinbase, ohlcv, recordings, series, tables, tardis, ws_capture,
+)
 from tapewatch.sources.base import Batch, Format, Hints, RawFile
 
 FORMATS: list[Format] = [
     *recordings.FORMATS,
+    *ws_capture.FORMATS,
     *binance_api.FORMATS,
     *coinbase.FORMATS,
     *tardis.FORMATS,
     *binance_archive.FORMATS,
+    *series.FORMATS,
+    *ohlcv.FORMATS,
     *tables.FORMATS,
 ]
 

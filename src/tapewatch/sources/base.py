@@ -35,14 +35,37 @@ class Hints:
     market: str | None = None
     symbol: str | None = None
     interval: str | None = None
+    volume_unit: str | None = None  # "base" | "quote": what an OHLCV file's ``volume`` counts
+
+
+VOLUME_UNITS = ("base", "quote")
 
 
 @dataclass
 class Batch:
-    """Normalized rows of one record kind (columns as in tapewatch.schemas, ``ts`` in UTC ns)."""
+    """Normalized rows of one record kind (columns as in tapewatch.schemas, ``ts`` in UTC ns).
+
+    ``notes``: what the user should know about rows imported as given despite a real defect
+    (one plain sentence each, with a count).
+    """
 
     kind: str
     rows: pl.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+def with_exchange(batches: list[Batch], exchange: str) -> list[Batch]:
+    """``batches`` with every row's ``exchange`` set to ``exchange`` (a venue speaking another's
+    protocol, e.g. ``binanceus`` files read by the Binance parsers)."""
+    return [Batch(b.kind, b.rows.with_columns(pl.lit(exchange).alias("exchange")), b.notes) for b in batches]
+
+
+def agree(raw: RawFile, what: str, flag: str | None, said: str | None) -> str | None:
+    """The value of ``what`` (exchange, market, symbol…): the user's ``--what`` flag, else what
+    the file ``said`` (None when neither). A flag that contradicts the file is an error naming both."""
+    if flag and said and flag.lower() != said.lower():
+        raise ImportFormatError(raw.path, f"--{what} {flag} contradicts the file, which says {what} {said}")
+    return flag or said
 
 
 @dataclass
@@ -86,6 +109,11 @@ class RawFile:
     @property
     def is_parquet(self) -> bool:
         return self.data[:4] == b"PAR1"
+
+    @property
+    def is_arrow(self) -> bool:
+        """An Apache Arrow IPC file (Feather v2) or a Feather v1 file."""
+        return self.data[:6] == b"ARROW1" or self.data[:4] == b"FEA1"
 
     def text(self) -> str:
         try:
@@ -222,13 +250,21 @@ def epoch_column(df: pl.DataFrame, col: str, raw: RawFile) -> pl.DataFrame:
 
 
 def datetime_column(df: pl.DataFrame, col: str, raw: RawFile) -> pl.DataFrame:
-    """Date-time text (``2023-01-01 00:05:00``, ISO with or without zone) in ``col`` becomes ``ts`` (UTC ns)."""
-    s = df.get_column(col).str.strip_chars().str.replace("T", " ").str.replace(r"Z$|\+00:00$", "")
+    """Date-time text (``2023-01-01 00:05:00``, ISO with or without zone, or a trailing `` UTC``) in
+    ``col`` becomes ``ts`` (UTC ns)."""
+    s = df.get_column(col).str.strip_chars().str.replace(r"Z$|\+00:00$| UTC$", "").str.replace("T", " ")
     parsed = s.str.to_datetime(time_unit="ns", time_zone="UTC", strict=False)
     bad = df.filter(parsed.is_null())
     if not bad.is_empty():
         raise ImportFormatError(raw.path, f"bad timestamp {bad.get_column(col)[0]!r}", row_of(bad))
     return df.with_columns(parsed.cast(pl.Int64).alias("ts"))
+
+
+def time_column(df: pl.DataFrame, col: str, raw: RawFile) -> pl.DataFrame:
+    """``col`` (epoch integers of any unit, or UTC date-time text) becomes ``ts`` in UTC ns."""
+    if df.get_column(col).str.contains(r"^\s*\d+\s*$").all():
+        return epoch_column(df, col, raw)
+    return datetime_column(df, col, raw)
 
 
 def check_nonnegative(df: pl.DataFrame, cols: list[str], raw: RawFile) -> None:

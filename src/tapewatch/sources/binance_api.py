@@ -2,7 +2,8 @@
 
 Used by :mod:`tapewatch.sources.recordings` (cryptofeed recordings: market from the URL) and as
 a standalone format: a saved REST body (one JSON document) or websocket messages (JSON Lines).
-A standalone file that does not say its market or symbol needs ``--market`` / ``--symbol``.
+A standalone file that does not say its market or symbol needs ``--market`` / ``--symbol``;
+``--exchange`` stores it under another venue speaking Binance's protocol (``binanceus``).
 
 What becomes what (``ts`` always UTC ns):
 
@@ -44,7 +45,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tapewatch.errors import TapewatchError
-from tapewatch.sources.base import Batch, Format, Hints, RawFile
+from tapewatch.sources.base import Batch, Format, Hints, RawFile, with_exchange
 from tapewatch.sources.messages import (
     Context,
     Key,
@@ -448,7 +449,8 @@ class BinanceJSON:
                     raise MessageError("not a Binance REST body or websocket message tapewatch reads")
             except MessageError as exc:
                 raise located(raw.path, exc, line) from None
-        return rows.batches()
+        # Binance.US and other venues speaking Binance's protocol: stored under the venue named
+        return with_exchange(rows.batches(), hints.exchange.lower()) if hints.exchange else rows.batches()
 
 
 FORMATS: list[Format] = [BinanceJSON()]

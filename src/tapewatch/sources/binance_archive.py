@@ -57,6 +57,7 @@ from tapewatch.sources.base import (
     Format,
     Hints,
     RawFile,
+    agree,
     check_nonnegative,
     check_ordered,
     datetime_column,
@@ -65,17 +66,26 @@ from tapewatch.sources.base import (
     read_csv_strings,
     to_bool,
     to_float,
+    time_column,
     to_int,
 )
+from tapewatch.sources.ohlcv import check_unique_bars
+from tapewatch.sources.tables import name_info
 from tapewatch.symbols import check_market, unify
 from tapewatch.timeutil import NS_PER, epoch_to_ns, interval_ns
 
 EXCHANGE = "binance"
+_BINANCE_VENUES = ("binance", "binanceus")
 
 # -- column layouts ----------------------------------------------------------------------------
 KLINE_COLUMNS = (
     "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "count",
     "taker_buy_volume", "taker_buy_quote_volume", "ignore",
+)
+# the Binance API documentation's names, as API dumps (e.g. the Kaggle BTCUSDT files) write them
+KLINE_API_HEADER = (
+    "open time", "open", "high", "low", "close", "volume", "close time", "quote asset volume", "number of trades",
+    "taker buy base asset volume", "taker buy quote asset volume", "ignore",
 )
 AGG_TRADE_COLUMNS = (
     "agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id", "transact_time", "is_buyer_maker",
@@ -106,6 +116,7 @@ class Layout:
     header: bool
     market: str
     shapes: str = ""
+    header_names: tuple[str, ...] = ()  # the header as written, when it differs from ``columns``
 
     def matches(self, raw: RawFile) -> bool:
         """True when the file's first line is this layout's header, or a data row of its shape."""
@@ -113,7 +124,7 @@ class Layout:
             return False
         fields = [f.strip() for f in raw.first_lines[0].lstrip("\ufeff").split(",")]
         if self.header:
-            return [f.lower().strip('"') for f in fields] == list(self.columns)
+            return [f.lower().strip('"') for f in fields] == list(self.header_names or self.columns)
         return len(fields) == len(self.shapes) and all(map(_shape_ok, self.shapes, fields))
 
 
@@ -181,13 +192,6 @@ def _numbers(
     return df
 
 
-def _time_column(df: pl.DataFrame, col: str, raw: RawFile) -> pl.DataFrame:
-    """``col`` (epoch ms/µs integers, or ``YYYY-MM-DD HH:MM:SS`` text, UTC) becomes ``ts`` in UTC ns."""
-    if df.get_column(col).str.contains(r"^\s*\d+\s*$").all():
-        return epoch_column(df, col, raw)
-    return datetime_column(df, col, raw)
-
-
 def _mapped(df: pl.DataFrame, col: str, mapping: dict[str, str], raw: RawFile) -> pl.Series:
     """``col`` translated through ``mapping``; a value outside it is an error naming its row."""
     s = df.get_column(col).str.strip_chars()
@@ -245,19 +249,28 @@ def _unified(native: str, raw: RawFile, row: int | None = None) -> str:
 def _with_key(
     df: pl.DataFrame, raw: RawFile, hints: Hints, default_market: str, symbol_col: str | None = None
 ) -> pl.DataFrame:
-    """Add ``exchange`` (binance), ``market`` and unified ``symbol``.
+    """Add ``exchange``, ``market`` and unified ``symbol``.
 
-    Symbol: hints, else the Binance file name, else ``symbol_col`` (per row). Market: hints,
-    else the path, else ``default_market`` (what the layout implies).
+    Exchange: ``--exchange`` (e.g. ``binanceus``, whose files share these layouts), else a
+    Binance venue the path names (``binance``, ``binanceus``), else ``binance``. Symbol: the
+    flag, else the Binance file name, else the path (``…-btcusdt-…``), else ``symbol_col`` (per
+    row). Market: the flag, else the path, else ``default_market`` (what the layout implies). A
+    flag that contradicts the path or file name is an error naming both.
     """
+    info = name_info(raw.path, raw.name)
+    said_venue = info.exchange if info.exchange in _BINANCE_VENUES else None
+    exchange = agree(raw, "exchange", hints.exchange.lower() if hints.exchange else None, said_venue) or EXCHANGE
     try:
-        market = check_market(hints.market) if hints.market else (_path_market(raw.path) or default_market)
+        flag_market = check_market(hints.market) if hints.market else None
     except TapewatchError as exc:
         raise ImportFormatError(raw.path, str(exc)) from exc
+    market = agree(raw, "market", flag_market, _path_market(raw.path)) or default_market
     parts = _name_parts(raw)
-    native = hints.symbol or (parts[0] if parts else None)
+    flag_symbol = _unified(hints.symbol, raw) if hints.symbol else None
+    said_symbol = _unified(parts[0], raw) if parts else (info.symbol if symbol_col is None else None)
+    native = agree(raw, "symbol", flag_symbol, said_symbol)
     if native is not None:
-        symbol = pl.lit(_unified(native, raw), dtype=pl.String)
+        symbol = pl.lit(native, dtype=pl.String)
     elif symbol_col is not None:
         natives = df.get_column(symbol_col).str.strip_chars().str.to_uppercase()
         firsts = df.with_columns(natives.alias("__native")).unique("__native", keep="first", maintain_order=True)
@@ -268,10 +281,10 @@ def _with_key(
     else:
         raise ImportFormatError(
             raw.path,
-            "cannot tell the symbol: the file name is not Binance's (e.g. BTCUSDT-1m-2024-01-01.zip) and the "
-            "content has no symbol column; pass --symbol",
+            f"cannot tell the symbol ({info.said()}; not a Binance file name such as BTCUSDT-1m-2024-01-01.zip, "
+            "no symbol column); pass --symbol",
         )
-    return df.with_columns(pl.lit(EXCHANGE).alias("exchange"), pl.lit(market).alias("market"), symbol.alias("symbol"))
+    return df.with_columns(pl.lit(exchange).alias("exchange"), pl.lit(market).alias("market"), symbol.alias("symbol"))
 
 
 def _batch(kind_name: str, df: pl.DataFrame) -> Batch:
@@ -312,30 +325,43 @@ def _span_name(span_ns: int, raw: RawFile, row: int) -> str:
     )
 
 
+def _kline_times(df: pl.DataFrame, raw: RawFile) -> tuple[pl.DataFrame, pl.Series]:
+    """``ts`` (open time, UTC ns) and the bar's span in ns: close_time plus one time unit of the
+    file (ms or µs) minus the open time. Text times (API dumps: ``2018-01-01 00:00:00.000000 UTC``)
+    are read as UTC; their span is rounded to the nearest second."""
+    if df.get_column("open_time").str.contains(r"^\s*\d+\s*$").all():
+        df = to_int(epoch_column(df, "open_time", raw), ["close_time"], raw)
+        return df, epoch_to_ns(df.get_column("close_time") + 1) - df.get_column("ts")
+    close = datetime_column(df, "close_time", raw).get_column("ts")
+    df = datetime_column(df, "open_time", raw)
+    second = NS_PER["s"]
+    return df, ((close - df.get_column("ts") + second // 2) // second) * second
+
+
 def _bars(df: pl.DataFrame, raw: RawFile, hints: Hints, lay: Layout) -> Batch:
     """Klines → ``bar`` rows: ``ts`` = open time (UTC ns), volume and taker_buy_volume in base
     units, quote_volume in quote units, trades = count.
 
     The interval is the hint, else the file name's, else close_time - open_time + 1 of the first
-    row; every row must span exactly that interval.
+    row. Two rows for the same bar are an error naming both. A bar whose close time ends it
+    early (Binance maintenance, 2018–2021) is imported as given, with a counted note; a close
+    time before the open or after the bar's end is an error.
     """
     prices = ("open", "high", "low", "close")
     volumes = ("volume", "quote_volume", "taker_buy_volume", "taker_buy_quote_volume")
-    df = _numbers(
-        df, raw, floats=prices + volumes, ints=("count", "close_time"), nonnegative=(*prices, *volumes, "count")
-    )
-    df = epoch_column(df, "open_time", raw)
+    df = _numbers(df, raw, floats=prices + volumes, ints=("count",), nonnegative=(*prices, *volumes, "count"))
+    df, span = _kline_times(df, raw)
     check_ordered(df, raw)
-    # end of the bar: one time unit after close_time, in the unit of the file (ms or µs)
-    span = epoch_to_ns(df.get_column("close_time") + 1) - df.get_column("ts")
+    check_unique_bars(df, raw)
     parts = _name_parts(raw)
     if hints.interval:
         interval = _interval_name(hints.interval, raw)
     elif parts and re.fullmatch(r"\d+(s|m|h|d|w|mo)", parts[1]):
         interval = _interval_name(parts[1], raw)
     else:
-        interval = _span_name(int(span[0]), raw, int(df.get_column("__row")[0]))
-    bad = df.filter(span != interval_ns(interval))
+        interval = _span_name(int(span.max()), raw, int(df.get_column("__row")[0]))
+    step = interval_ns(interval)
+    bad = df.filter((span <= 0) | (span > step))
     if not bad.is_empty():
         raise ImportFormatError(
             raw.path,
@@ -343,8 +369,15 @@ def _bars(df: pl.DataFrame, raw: RawFile, hints: Hints, lay: Layout) -> Batch:
             f"{bad.get_column('open_time')[0]}",
             int(bad.get_column("__row")[0]),
         )
+    short = df.filter(span < step)
+    notes = [] if short.is_empty() else [
+        f"{short.height} bar(s) close before the end of their {interval} (Binance maintenance), first at row "
+        f"{short.get_column('__row')[0]}: imported as given"
+    ]
     df = df.with_columns(pl.lit(interval).alias("interval"), pl.col("count").alias("trades"))
-    return _batch("bar", _with_key(df, raw, hints, lay.market))
+    batch = _batch("bar", _with_key(df, raw, hints, lay.market))
+    batch.notes.extend(notes)
+    return batch
 
 
 # -- aggTrades and trades ----------------------------------------------------------------------
@@ -381,7 +414,7 @@ def _open_interest(df: pl.DataFrame, raw: RawFile, hints: Hints, lay: Layout) ->
     always in time order, and each row is an independent 5-minute snapshot.
     """
     oi = ("sum_open_interest", "sum_open_interest_value")
-    df = _time_column(_numbers(df, raw, floats=oi, nonnegative=oi), "create_time", raw)
+    df = time_column(_numbers(df, raw, floats=oi, nonnegative=oi), "create_time", raw)
     df = df.sort("ts", maintain_order=True).rename({"sum_open_interest": "oi", "sum_open_interest_value": "oi_value"})
     return _batch("open_interest", _with_key(df, raw, hints, lay.market, symbol_col="symbol"))
 
@@ -391,7 +424,7 @@ def _book_depth(df: pl.DataFrame, raw: RawFile, hints: Hints, lay: Layout) -> Ba
     book within band_pct % of the mid price; a negative ``percentage`` is the bid side, a positive one the ask side.
     Amounts (``depth``) in base units, notionals in quote; ts = timestamp (UTC ns)."""
     df = _numbers(df, raw, floats=("percentage", "depth", "notional"), nonnegative=("depth", "notional"))
-    df = _time_column(df, "timestamp", raw)
+    df = time_column(df, "timestamp", raw)
     check_ordered(df, raw)
     for bad, reason in (
         (df.filter(pl.col("percentage") == 0), "percentage 0 is neither the bid (-) nor the ask (+) side"),
@@ -452,6 +485,7 @@ FORMATS: list[Format] = [
         (
             Layout(KLINE_COLUMNS, header=True, market="perp"),
             Layout(KLINE_COLUMNS, header=False, market="spot", shapes="tnnnnntninnn"),
+            Layout(KLINE_COLUMNS, header=True, market="spot", header_names=KLINE_API_HEADER),
         ),
         _bars,
         frozenset({"markpriceklines", "indexpriceklines", "premiumindexklines"}),

@@ -56,11 +56,14 @@ class Rows:
 
     def __init__(self) -> None:
         self._rows: dict[str, list[dict[str, Any]]] = {}
+        self.local_ts: int | None = None  # receive time (UTC ns) of the message being read, if known
 
     def add(self, kind: str, key: Key, ts: int | None, **fields: Any) -> dict[str, Any]:
         """Append one row (``ts`` in UTC ns; None only while a caller will still set it, see
-        coinbase.FeedState); returns the row so that the caller may adjust ``ts``."""
-        row = {"exchange": key.exchange, "market": key.market, "symbol": key.symbol, "ts": ts, **fields}
+        coinbase.FeedState); returns the row so that the caller may adjust ``ts``. The row's
+        ``local_ts`` is :attr:`local_ts` (kinds without that column ignore it)."""
+        row = {"exchange": key.exchange, "market": key.market, "symbol": key.symbol, "ts": ts,
+               "local_ts": self.local_ts, **fields}
         self._rows.setdefault(kind, []).append(row)
         return row
 
@@ -72,6 +75,8 @@ class Rows:
                 continue
             schema = polars_schema(kind)
             schema["ts"] = pl.Int64
+            if "local_ts" in schema:
+                schema["local_ts"] = pl.Int64
             df = pl.DataFrame([[r.get(c) for c in schema] for r in rows], schema=schema, orient="row")
             out.append(Batch(kind, df))
         return out

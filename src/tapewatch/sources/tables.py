@@ -44,6 +44,7 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.feather as pa_feather
 import pyarrow.parquet as pq
 
 from tapewatch.errors import ImportFormatError, TapewatchError
@@ -55,15 +56,11 @@ from tapewatch.sources.base import (
     row_of,
     check_nonnegative,
     check_ordered,
-    datetime_column,
-    epoch_column,
-    looks_numeric,
-    read_csv_strings,
     to_bool,
     to_float,
 )
 from tapewatch.symbols import QUOTES, check_market, unify
-from tapewatch.timeutil import NS_PER, epoch_to_ns, interval_ns
+from tapewatch.timeutil import NS_PER, epoch_to_ns
 
 VENUES = {
     "binance": "binance", "binanceus": "binanceus", "coinbase": "coinbase", "coinbasepro": "coinbase",
@@ -78,8 +75,6 @@ MARKET_WORDS = {
 _FILLER = {"trades", "trade", "quotes", "quote", "klines", "kline", "ohlcv", "bars", "bar", "candles", "data", "book"}
 _INTERVAL_WORD = re.compile(r"^\d+[smhd]$")
 _ASSET_WORD = re.compile(r"^[a-z][a-z0-9]{1,19}$")
-OHLCV_FIRST = {"timestamp", "time", "datetime", "date", "open_time"}
-OHLCV_REST = ["open", "high", "low", "close", "volume"]
 
 
 # -- names -------------------------------------------------------------------------------------
@@ -91,6 +86,16 @@ class NameInfo:
     market: str | None
     symbol: str | None
     interval: str | None
+    venues: tuple[str, ...] = ()  # every venue the nearest part naming one names
+    guessed_quote: bool = False  # the symbol's quote is a guess (``btc-perp`` → BTC/USD): only its base is stated
+
+    def said(self) -> str:
+        """What the path states, as a phrase for error messages."""
+        found = [f"{w} {v}" for w, v in (("exchange", self.exchange), ("market", self.market),
+                                          ("symbol", self.symbol), ("interval", self.interval)) if v]
+        if len(self.venues) > 1:
+            found.insert(0, f"venues {' and '.join(self.venues)}")
+        return "the path says " + (", ".join(found) if found else "nothing of venue, market, symbol or interval")
 
 
 def _words(text: str) -> list[str]:
@@ -98,36 +103,65 @@ def _words(text: str) -> list[str]:
 
 
 def name_info(path: Path, name: str | None = None) -> NameInfo:
-    """Venue (from any part of the path), market, symbol and interval (from the file name).
+    """Venue, market, symbol and interval a file's path states (nearest mention first).
 
-    ``name`` is the inner file name for a zip or the name without ``.gz`` (RawFile.name).
+    Venue: the file name, then its folder, then the folders above; a part naming two venues
+    (``coinbase-bitstamp``) says no single venue (``venues`` lists them). Market: the file name,
+    then the folders. Symbol: the file name's first asset word (``btcusdt``, ``btc-usd``,
+    ``btc-perp``); when it has none, a folder's ``BASEQUOTE`` word quoted in a dollar coin
+    (``…-btcusdt-4h…``). Interval: the file name. ``name`` is the inner file name for a zip
+    or the name without ``.gz`` (RawFile.name).
     """
     fname = name or path.name
-    stem = re.sub(r"(\.(csv|parquet|pq|txt|gz|zip))+$", "", fname.lower())
+    stem = re.sub(r"(\.(csv|parquet|pq|feather|arrow|ipc|txt|gz|zip))+$", "", fname.lower())
     # the nearest mention wins: the file name, then its folder, then the folders above
     parts = [stem, *reversed(path.parent.parts)]
-    exchange = next((VENUES[w] for part in parts for w in _words(part) if w in VENUES), None)
+    venues: tuple[str, ...] = ()
+    for part in parts:
+        venues = tuple(dict.fromkeys(VENUES[w] for w in _words(part) if w in VENUES))
+        if venues:
+            break
     words = _words(stem)
-    market = next((MARKET_WORDS[w] for w in words if w in MARKET_WORDS), None)
+    market = next((MARKET_WORDS[w] for part in parts for w in _words(part) if w in MARKET_WORDS), None)
     interval = next((w for w in words if _INTERVAL_WORD.match(w)), None)
-    symbol = None
+    symbol, guessed = _stem_symbol(words, next((MARKET_WORDS[w] for w in words if w in MARKET_WORDS), None))
+    if symbol is None:
+        symbol = next((s for part in parts[1:] for w in _words(part) if (s := _folder_symbol(w))), None)
+    return NameInfo(venues[0] if len(venues) == 1 else None, market, symbol, interval, venues, guessed)
+
+
+def _stem_symbol(words: list[str], market: str | None) -> tuple[str | None, bool]:
+    """The symbol of a file name's first asset word (see :func:`name_info`), or None; and
+    whether its quote is a guess."""
     tokens = [w for w in words if w not in VENUES and w not in MARKET_WORDS and w not in _FILLER]
     for i, w in enumerate(tokens):
         if _INTERVAL_WORD.match(w) or not _ASSET_WORD.match(w):
             continue
         nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
         try:
-            symbol = unify(w)  # btcusdt → BTC/USDT
+            return unify(w), False  # btcusdt → BTC/USDT
         except TapewatchError:
             if nxt.upper() in QUOTES:  # btc-usd
-                symbol = f"{w.upper()}/{nxt.upper()}"
-            elif market is not None:  # btc-perp: a bare base beside a market word, quoted in USD
-                symbol = f"{w.upper()}/USD"
-        break
-    return NameInfo(exchange, market, symbol, interval)
+                return f"{w.upper()}/{nxt.upper()}", False
+            if market is not None:  # btc-perp: a bare base beside a market word, quoted in USD
+                return f"{w.upper()}/USD", True
+        return None, False
+    return None, False
 
 
-def _raw_name_info(raw: RawFile) -> NameInfo:
+_FOLDER_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "USD")
+
+
+def _folder_symbol(word: str) -> str | None:
+    """``btcusdt`` → ``BTC/USDT`` for a folder word quoted in a dollar coin, else None (a folder's
+    other words, e.g. ``history``, must not read as symbols)."""
+    if not _ASSET_WORD.match(word):
+        return None
+    quote = next((q for q in _FOLDER_QUOTES if word.upper().endswith(q) and len(word) - len(q) >= 2), None)
+    return f"{word[: -len(quote)].upper()}/{quote}" if quote else None
+
+
+def raw_name_info(raw: RawFile) -> NameInfo:
     return name_info(raw.path, raw.name)
 
 
@@ -152,62 +186,7 @@ def infer_interval(ts: pl.Series) -> str | None:
         return None
 
 
-# -- OHLCV CSV ---------------------------------------------------------------------------------
-def _header(raw: RawFile) -> list[str]:
-    if raw.is_parquet or not raw.first_lines:
-        return []
-    return [c.strip().lower() for c in raw.first_lines[0].lstrip("\ufeff").split(",")]
-
-
-class OhlcvCsv:
-    """A plain OHLCV CSV with quote-currency volume → bar (see module doc for key and units)."""
-
-    name = "ohlcv-csv"
-
-    def sniff(self, raw: RawFile) -> bool:
-        cols = _header(raw)
-        return len(cols) == 6 and cols[0] in OHLCV_FIRST and cols[1:] == OHLCV_REST
-
-    def parse(self, raw: RawFile, hints: Hints) -> list[Batch]:
-        cols = _header(raw)
-        df = read_csv_strings(raw, cols, has_header=True)
-        first = cols[0]
-        numeric = all(looks_numeric(v) for v in df.get_column(first).head(100).to_list())
-        df = epoch_column(df, first, raw) if numeric else datetime_column(df, first, raw)
-        df = to_float(df, OHLCV_REST, raw)
-        check_nonnegative(df, OHLCV_REST, raw)
-        _check_ohlc(df, raw)
-        check_ordered(df, raw)
-        dup = df.filter(pl.col("ts") == pl.col("ts").shift(1))
-        if not dup.is_empty():
-            raise ImportFormatError(raw.path, "duplicate bar timestamp", row_of(dup))
-
-        info = _raw_name_info(raw)
-        interval = hints.interval or info.interval or infer_interval(df.get_column("ts"))
-        if interval is None:
-            raise ImportFormatError(raw.path, "cannot tell the bar interval (one bar only); pass --interval")
-        try:
-            step = interval_ns(interval)
-        except TapewatchError as exc:
-            raise ImportFormatError(raw.path, str(exc)) from exc
-        off = df.filter(pl.col("ts") % step != 0)
-        if not off.is_empty():
-            raise ImportFormatError(raw.path, f"bar time is not on the {interval} grid (UTC)", row_of(off))
-        market = hints.market or info.market
-        symbol = hints.symbol or info.symbol
-        if market is None or symbol is None:
-            what = " and ".join(w for w, v in (("--market", market), ("--symbol", symbol)) if v is None)
-            raise ImportFormatError(raw.path, f"the file name does not say the market or symbol; pass {what}")
-        exchange, market, symbol = _key(raw, hints.exchange or info.exchange or "unknown", market, symbol)
-        rows = df.select(
-            pl.lit(exchange).alias("exchange"), pl.lit(market).alias("market"), pl.lit(symbol).alias("symbol"),
-            "ts", pl.lit(interval).alias("interval"), "open", "high", "low", "close",
-            pl.col("volume").alias("quote_volume"),
-        )
-        return [Batch("bar", rows)]
-
-
-def _check_ohlc(df: pl.DataFrame, raw: RawFile) -> None:
+def check_ohlc(df: pl.DataFrame, raw: RawFile) -> None:
     """``low <= open, close <= high`` on every bar."""
     bad = df.filter(
         (pl.col("low") > pl.min_horizontal("open", "close")) | (pl.col("high") < pl.max_horizontal("open", "close"))
@@ -241,16 +220,29 @@ QUOTE_ALIASES: dict[str, Sequence[str]] = {
 }
 
 
-def _parquet_columns(raw: RawFile) -> list[str]:
-    if not raw.is_parquet:
-        return []
+def table_columns(raw: RawFile) -> list[str]:
+    """Column names of a Parquet or Arrow IPC / Feather table ([] for anything else)."""
     try:
-        return pq.ParquetFile(io.BytesIO(raw.data)).schema_arrow.names
+        if raw.is_parquet:
+            return pq.ParquetFile(io.BytesIO(raw.data)).schema_arrow.names
+        if raw.is_arrow:
+            return pa_feather.read_table(io.BytesIO(raw.data)).schema.names
     except (pa.ArrowException, OSError):
         return []
+    return []
 
 
-def _resolve(names: Sequence[str], aliases: dict[str, Sequence[str]]) -> dict[str, str] | None:
+def read_table(raw: RawFile) -> pa.Table:
+    """The whole Parquet or Arrow IPC / Feather table; ImportFormatError when unreadable."""
+    try:
+        if raw.is_arrow:
+            return pa_feather.read_table(io.BytesIO(raw.data))
+        return pq.read_table(io.BytesIO(raw.data))
+    except (pa.ArrowException, OSError) as exc:
+        raise ImportFormatError(raw.path, f"cannot read the table ({exc})") from exc
+
+
+def resolve_columns(names: Sequence[str], aliases: dict[str, Sequence[str]]) -> dict[str, str] | None:
     """``{field: column}`` when every field has a column among ``names`` (case-insensitive), else None."""
     lower = {n.lower(): n for n in names}
     out = {}
@@ -262,14 +254,11 @@ def _resolve(names: Sequence[str], aliases: dict[str, Sequence[str]]) -> dict[st
     return out
 
 
-def _read_parquet(raw: RawFile, aliases: dict[str, Sequence[str]]) -> pl.DataFrame:
+def read_fields(raw: RawFile, aliases: dict[str, Sequence[str]]) -> pl.DataFrame:
     """The table's fields renamed as in ``aliases``, plus ``__row`` (1-based record number) and
     ``symbol_col`` when the table has a symbol column; ``ts`` becomes UTC ns (int64). Nulls are errors."""
-    try:
-        table = pq.read_table(io.BytesIO(raw.data))
-    except (pa.ArrowException, OSError) as exc:
-        raise ImportFormatError(raw.path, f"cannot read Parquet ({exc})") from exc
-    mapping = _resolve(table.column_names, aliases)
+    table = read_table(raw)
+    mapping = resolve_columns(table.column_names, aliases)
     if mapping is None:
         raise ImportFormatError(raw.path, f"missing columns; expected {', '.join(a[0] for a in aliases.values())}")
     sym_col = next((c for c in table.column_names if c.lower() == "symbol"), None)
@@ -298,7 +287,7 @@ def _read_parquet(raw: RawFile, aliases: dict[str, Sequence[str]]) -> pl.DataFra
 
 def _parquet_key(raw: RawFile, hints: Hints, df: pl.DataFrame) -> pl.DataFrame:
     """Add ``exchange``, ``market`` and ``symbol`` (see module doc for where each comes from)."""
-    info = _raw_name_info(raw)
+    info = raw_name_info(raw)
     exchange = hints.exchange or info.exchange
     if exchange is None:
         raise ImportFormatError(raw.path, "cannot tell the exchange from the path; pass --exchange")
@@ -335,7 +324,7 @@ def _parquet_key(raw: RawFile, hints: Hints, df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _floats(df: pl.DataFrame, cols: list[str], raw: RawFile) -> pl.DataFrame:
+def to_floats(df: pl.DataFrame, cols: list[str], raw: RawFile) -> pl.DataFrame:
     """Numeric or numeric-text columns as Float64; text that is not a number, or NaN, is an error."""
     text = [c for c in cols if df.schema[c] == pl.String]
     df = to_float(df, text, raw) if text else df
@@ -356,11 +345,11 @@ class ParquetTrades:
     name = "parquet-trades"
 
     def sniff(self, raw: RawFile) -> bool:
-        return _resolve(_parquet_columns(raw), TRADE_ALIASES) is not None
+        return resolve_columns(table_columns(raw), TRADE_ALIASES) is not None
 
     def parse(self, raw: RawFile, hints: Hints) -> list[Batch]:
-        df = _read_parquet(raw, TRADE_ALIASES)
-        df = _floats(df, ["price", "amount"], raw)
+        df = read_fields(raw, TRADE_ALIASES)
+        df = to_floats(df, ["price", "amount"], raw)
         df = to_bool(df, "buyer_maker", raw)
         check_nonnegative(df, ["price", "amount"], raw)
         check_ordered(df, raw)
@@ -379,16 +368,16 @@ class ParquetQuotes:
     name = "parquet-quotes"
 
     def sniff(self, raw: RawFile) -> bool:
-        return _resolve(_parquet_columns(raw), QUOTE_ALIASES) is not None
+        return resolve_columns(table_columns(raw), QUOTE_ALIASES) is not None
 
     def parse(self, raw: RawFile, hints: Hints) -> list[Batch]:
         values = list(QUOTE_ALIASES)[1:]
-        df = _read_parquet(raw, QUOTE_ALIASES)
-        df = _floats(df, values, raw)
+        df = read_fields(raw, QUOTE_ALIASES)
+        df = to_floats(df, values, raw)
         check_nonnegative(df, values, raw)
         check_ordered(df, raw)
         df = _parquet_key(raw, hints, df)
         return [Batch("quote", df.select("exchange", "market", "symbol", "ts", *values))]
 
 
-FORMATS: list[Format] = [OhlcvCsv(), ParquetTrades(), ParquetQuotes()]
+FORMATS: list[Format] = [ParquetTrades(), ParquetQuotes()]
