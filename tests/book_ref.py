@@ -434,3 +434,31 @@ def assert_same_samples(engine: dict, ref: dict, only: set | None = None, known:
         for k in rb:
             for x, y in zip(eb[k][: 6 if known else 4], rb[k]):
                 assert close(x, y), (t, k, eb[k], rb[k])
+
+
+def stored_reference(store, key: tuple[str, str, str], venue: str) -> RefBook:
+    """The reference book fed a book's stored book_delta rows (in stored order), finished at its
+    last message, sampling the ``mid`` bands."""
+    raw = store.read("book_delta", *key).with_columns(
+        pl.col("ts").dt.epoch("ns"),
+        pl.col("price").map_elements(repr, return_dtype=pl.String).alias("price_text"),
+        pl.col("amount").map_elements(repr, return_dtype=pl.String).alias("amount_text"),
+    )
+    ref = RefBook(venue, references=("mid",))
+    ref.feed(split_messages(raw))
+    ref.finish(ref.last_ts)
+    return ref
+
+
+def assert_store_matches_reference(store, key: tuple[str, str, str], venue: str) -> int:
+    """The stored book_depth of a book equals, at every sample point, the reference fed the
+    stored deltas (amounts, notionals, known ranges); returns the number of sample points."""
+    ref = stored_reference(store, key, venue)
+    depth = store.read("book_depth", *key)
+    ts = sorted(set(depth["ts"].dt.epoch("ns").to_list()))
+    tops = pl.DataFrame([(t, *map(float, ref.samples[t][0])) for t in ts if t in ref.samples],
+                        schema=["ts", "bid_price", "bid_amount", "ask_price", "ask_amount"], orient="row",
+                        ).with_columns(pl.col("ts").cast(pl.Datetime("ns", "UTC")))
+    assert set(depth["reference"].unique()) <= {"mid"}
+    assert_same_samples(engine_samples(depth, tops), ref.samples)
+    return len(ts)
