@@ -13,7 +13,8 @@ from tapewatch.backfill.config import load_config
 from tapewatch.backfill.gaps import gaps_table, series_status
 from tapewatch.backfill.run import BackfillReport, BackfillRequest, parse_list, run_backfill
 from tapewatch.commands.common import DEFAULT_STORE_PATH, EndOpt, StoreOpt, console, err_console, friendly
-from tapewatch.commands.data import inventory_table
+from tapewatch.book.derive import book_sync_status
+from tapewatch.commands.data import inventory_table, missing_lines
 from tapewatch.errors import TapewatchError
 from tapewatch.store import Store
 from tapewatch.timeutil import parse_time
@@ -78,6 +79,9 @@ def status_cmd(
     """What the store holds: per kind, venue, market and symbol its rows and time range, and its gaps."""
     st = Store(store)
     console.print(inventory_table(st))
+    for key, spans in book_sync_status(st):
+        for line in missing_lines(key, spans):
+            console.print(f"[yellow]no depth:[/] {line}", highlight=False)
     if gaps:
         print_gaps(st)
 

@@ -18,7 +18,7 @@ from tapewatch.importer import FileResult, ImportReport, expand, import_files
 from tapewatch.sources import Hints
 from tapewatch.store import Store
 from tapewatch.symbols import check_market
-from tapewatch.timeutil import parse_time
+from tapewatch.timeutil import ns_to_iso, parse_time
 
 
 @friendly
@@ -69,6 +69,9 @@ def print_import_report(report: ImportReport, store: Store) -> None:
         console.print(table)
     if report.books:
         console.print(books_table(report))
+        for d in report.books:
+            for line in missing_lines(d.key, d.missing):
+                console.print(f"[yellow]no depth:[/] {line}", highlight=False)
     for res in report.skipped:
         console.print(f"[yellow]skipped[/] {res.path}: {res.skipped}", highlight=False)
     for res in report.errors:
@@ -90,6 +93,23 @@ def books_table(report: ImportReport) -> Table:
         t.add_row(" ".join(d.key), f"{d.rows:,}", f"{d.added:,}", str(s.snapshots), f"{s.updates:,}", str(s.gaps),
                   str(s.resyncs), str(s.crossed), str(s.malformed), "yes" if s.in_sync else "no")
     return t
+
+
+def missing_lines(key: tuple[str, str, str], spans: list[tuple[int, int, bool]], most: int = 5) -> list[str]:
+    """One sentence per span a book had no depth (the last ``most``; see tapewatch.book.derive)."""
+    book = " ".join(key)
+    out = []
+    for lo, hi, still in spans[-most:]:
+        if still:
+            out.append(f"{book}: no depth since {ns_to_iso(lo)} UTC (last delta {ns_to_iso(hi)}): the book is "
+                       "out of sync — its diffs have no snapshot before them or messages were lost; import the "
+                       "file before them (with its snapshot) or a later snapshot")
+        else:
+            out.append(f"{book}: no depth from {ns_to_iso(lo)} to {ns_to_iso(hi)} UTC (diffs before a snapshot, "
+                       "or lost messages until the next snapshot)")
+    if len(spans) > most:
+        out.append(f"{book}: {len(spans) - most} earlier spans without depth")
+    return out
 
 
 @friendly
