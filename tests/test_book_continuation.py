@@ -20,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 import book_ref as B
+from tapewatch.book import BookEngine, state
 from tapewatch.book.derive import book_sync_status
 from tapewatch.cli import app
 from tapewatch.importer import import_paths
@@ -146,3 +147,27 @@ def test_diffs_without_their_snapshot_say_what_is_missing(shared: Path, tmp_path
     import_paths(first, store)
     (spans,) = [s for _, s in book_sync_status(store)]
     assert all(not open_ for _, _, open_ in spans)
+
+
+@pytest.mark.parametrize("max_window", [1024, 1 << 20], ids=["overflow", "window"])
+def test_saved_state_resumes_the_engine_exactly(shared: Path, tmp_path: Path, max_window: int) -> None:
+    """An engine stopped halfway, saved to a file and loaded into a new one writes the same depth
+    as one that never stopped (a 1,024-tick window keeps most levels in the overflow maps)."""
+    deltas = B.binance_books(shared, futures=True)["SUSHI/USDT"].drop("price_text", "amount_text")
+    opts = dict(bands=(1, 2, 5, 10), references=("mid", "touch"), max_window=max_window)
+    key = ("binance", "perp", "SUSHI/USDT")
+    whole = BookEngine("binance_usdm", *key, **opts)
+    want = pl.concat([whole.process(deltas).depth, whole.finish().depth])
+    cut = deltas.height // 2
+    first = BookEngine("binance_usdm", *key, **opts)
+    part = first.process(deltas.head(cut)).depth
+    state.save(tmp_path / "s.npz", state.dump(first))
+    resumed = BookEngine("binance_usdm", *key, **opts)
+    assert state.load(state.read(tmp_path / "s.npz"), resumed)
+    got = pl.concat([part, resumed.process(deltas.slice(cut)).depth, resumed.finish().depth])
+    assert got.equals(want) and want.height
+    assert resumed.stats == whole.stats
+    if max_window == 1024:
+        assert len(resumed.ovb) + len(resumed.ova) > 0
+    other = BookEngine("binance_usdm", *key, **{**opts, "bands": (1, 2)})
+    assert not state.load(state.read(tmp_path / "s.npz"), other)  # saved with other bands: not loaded
