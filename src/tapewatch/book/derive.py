@@ -70,8 +70,9 @@ def state_dir(store: Store, key: BookKey) -> Path:
     return store.root / STATE_DIR / f"exchange={ex}" / f"market={mkt}" / f"symbol={path_token(sym)}"
 
 
-def _day(p: Path) -> int:
-    return (date.fromisoformat(p.stem) - date(1970, 1, 1)).days * NS_PER_DAY
+def _day(iso: str) -> int:
+    """UTC ns of midnight of a ``YYYY-MM-DD`` day."""
+    return (date.fromisoformat(iso) - date(1970, 1, 1)).days * NS_PER_DAY
 
 
 def _resume(folder: Path, lo: int, eng: BookEngine) -> tuple[int, int] | None:
@@ -79,12 +80,12 @@ def _resume(folder: Path, lo: int, eng: BookEngine) -> tuple[int, int] | None:
     day of that state and the instant its data ends (every stored delta before it was
     processed), None when none fits."""
     for p in sorted(folder.glob("*.npz"), reverse=True):
-        if _day(p) > lo:
+        if _day(p.stem) > lo:
             continue
         saved = state.read(p)
         cover = int(saved["cover_end"])
         if cover <= lo:
-            return (_day(p), cover) if state.load(saved, eng) else None
+            return (_day(p.stem), cover) if state.load(saved, eng) else None
     return None
 
 
@@ -97,9 +98,9 @@ def update_book(store: Store, key: BookKey, lo: int, interval: str = "1s", max_c
     resumed = _resume(folder, lo, eng)
     cover = resumed[1] if resumed else None
     for p in folder.glob("*.npz"):  # states after the resume point are stale now
-        if resumed is None or _day(p) > resumed[0]:
+        if resumed is None or _day(p.stem) > resumed[0]:
             p.unlink()
-    days = [_day_of_partition(f) for f in store.files("book_delta", *key, start=cover)]
+    days = [_day(f.parent.name.removeprefix("date=")) for f in store.files("book_delta", *key, start=cover)]
     rows = added = 0
     last_ts: int | None = None
     for i, day in enumerate(days):
@@ -113,10 +114,6 @@ def update_book(store: Store, key: BookKey, lo: int, interval: str = "1s", max_c
             state.save(folder / f"{_iso(day)}.npz", {**state.dump(eng), "cover_end": np.array(end, dtype=np.int64)})
     w = store.write("book_depth", eng.finish().depth)
     return DerivedDepth(key, rows + w.offered, added + w.added, eng.stats, eng.missing())
-
-
-def _day_of_partition(f: Path) -> int:
-    return _day(Path(f.parent.name.removeprefix("date=")))
 
 
 def _iso(day: int) -> str:
