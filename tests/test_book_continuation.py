@@ -141,7 +141,8 @@ def test_diffs_without_their_snapshot_say_what_is_missing(shared: Path, tmp_path
     runner = CliRunner()
     out = runner.invoke(app, ["status", "--store", str(store.root)], terminal_width=200)
     assert out.exit_code == 0, out.output
-    since = datetime.fromtimestamp(deltas.min() // 10**9, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    sec, ms = divmod(deltas.min() // 10**6, 1000)
+    since = datetime.fromtimestamp(sec, timezone.utc).strftime("%Y-%m-%d %H:%M:%S") + f".{ms:03d}"
     assert f"binance perp BTC/USDT: no depth since {since} UTC" in " ".join(out.output.split())
     # the first file arrives: the book syncs from its snapshot and the span closes
     import_paths(first, store)

@@ -101,15 +101,20 @@ def missing_lines(key: tuple[str, str, str], spans: list[tuple[int, int, bool]],
     out = []
     for lo, hi, still in spans[-most:]:
         if still:
-            out.append(f"{book}: no depth since {ns_to_iso(lo)} UTC (last delta {ns_to_iso(hi)}): the book is "
+            out.append(f"{book}: no depth since {_ms(lo)} UTC (last delta {_ms(hi)}): the book is "
                        "out of sync — its diffs have no snapshot before them or messages were lost; import the "
                        "file before them (with its snapshot) or a later snapshot")
         else:
-            out.append(f"{book}: no depth from {ns_to_iso(lo)} to {ns_to_iso(hi)} UTC (diffs before a snapshot, "
+            out.append(f"{book}: no depth from {_ms(lo)} to {_ms(hi)} UTC (diffs before a snapshot, "
                        "or lost messages until the next snapshot)")
     if len(spans) > most:
         out.append(f"{book}: {len(spans) - most} earlier spans without depth")
     return out
+
+
+def _ms(ns: int) -> str:
+    """UTC time of a nanosecond timestamp to the millisecond."""
+    return f"{ns_to_iso(ns)}.{ns // 1_000_000 % 1000:03d}"
 
 
 @friendly
