@@ -18,6 +18,9 @@ a stream, :meth:`tapewatch.book.BookEngine.finish` writes the points up to the l
 up to an end time the caller vouches for, e.g. the end of a daily file).
 
 Bands are computed once per book change and reused for every grid point until the next message.
+Each ``book_depth`` row also carries ``bid_known_pct`` / ``ask_known_pct``, how far from its
+reference the book is known; a band past that has NaN amounts on that side
+(:func:`tapewatch.book.bands.mask_unknown`).
 """
 
 from __future__ import annotations
