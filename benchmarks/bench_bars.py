@@ -33,7 +33,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -48,17 +47,10 @@ from tapewatch.sources.base import Hints, RawFile
 from tapewatch.store import Store
 from tapewatch.timeutil import interval_ns
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = Path("nautilus-samples/binance/btcusdt-trades.parquet")
+from shared_data import shared_file
+
+SAMPLE = "nautilus-samples/binance/btcusdt-trades.parquet"
 OUT = ["ts", "open", "high", "low", "close", "volume", "taker_buy_volume", "quote_volume", "trades"]
-
-
-def find_sample() -> Path:
-    """The real trade table in ``../shared/data`` beside the repository (or the working directory)."""
-    for root in (REPO.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"):
-        if (root / SAMPLE).is_file():
-            return root / SAMPLE
-    sys.exit(f"real data not found: {SAMPLE} under ../shared/data")
 
 
 def through_store(df: pl.DataFrame) -> pl.DataFrame:
@@ -72,7 +64,7 @@ def through_store(df: pl.DataFrame) -> pl.DataFrame:
 
 def make_trades(rows: int) -> pl.DataFrame:
     """The real trades, normalized by tapewatch, repeated to ``rows`` rows (ts UTC ns, sorted)."""
-    raw = RawFile(find_sample())
+    raw = RawFile(shared_file(SAMPLE))
     (batch,) = detect(raw).parse(raw, Hints())
     base = conform("trade", batch.rows)
     ts = base["ts"].dt.epoch("ns").to_numpy()

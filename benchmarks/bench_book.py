@@ -5,12 +5,13 @@ One command (from the repository root)::
     .venv/bin/python benchmarks/bench_book.py            # 1x and 10x, every implementation
     .venv/bin/python benchmarks/bench_book.py --loops 10 --only tapewatch
 
-Data: every L2 stream in ../shared/data — Binance spot (4 symbols: REST snapshots + depth diffs),
-Binance USD-M (4 symbols), Coinbase level2 (10 products), Tardis book_snapshot_25 — parsed
-straight from the recordings (tests/book_ref.py). Each stream is repeated back to back with
-its timestamps shifted by its span (+1 s) and its update ids by their span, so every repetition
-is a fresh, valid stream (a new snapshot, then diffs). 1x = ``--loops`` repetitions of every
-stream (default 50, about 2.5 M level updates); 10x = ten times that.
+Data (benchmarks/shared_data.py says where it is looked for): every L2 stream in ../shared/data —
+Binance spot (4 symbols: REST snapshots + depth diffs), Binance USD-M (4 symbols), Coinbase level2
+(10 products), Tardis book_snapshot_25 — parsed straight from the recordings (tests/book_ref.py).
+Each stream is repeated back to back with its timestamps shifted by its span (+1 s) and its update
+ids by their span, so every repetition is a fresh, valid stream (a new snapshot, then diffs). 1x =
+``--loops`` repetitions of every stream (default 50, about 2.5 M level updates); 10x = ten times
+that.
 
 What is timed, for every implementation alike: applying every level update (snapshot rows reset
 the book first) and computing the depth bands 1/2/5/10 % around the mid, base and quote, once for
@@ -47,9 +48,14 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-SHARED = ROOT.parent / "shared" / "data"
-if not SHARED.is_dir():
-    SHARED = Path.cwd().parent / "shared" / "data"
+
+from shared_data import shared_data  # noqa: E402
+
+STREAMS = (  # the files book_ref reads below, relative to the data folder
+    "cryptofeed-recordings/BINANCE.http.0.0", "cryptofeed-recordings/BINANCE.ws.1.0",
+    "cryptofeed-recordings/BINANCE_FUTURES.http.0.0", "cryptofeed-recordings/BINANCE_FUTURES.ws.1.0",
+    "cryptofeed-recordings/COINBASE.ws.28.0", "nautilus-samples/tardis/binance-futures_book_snapshot_25_BTCUSDT.csv",
+)
 
 BANDS = (1.0, 2.0, 5.0, 10.0)
 SECOND = 1_000_000_000
@@ -64,14 +70,15 @@ def templates() -> list[dict]:
 
     import book_ref as B
 
+    shared = shared_data(*STREAMS)
     streams = []
-    for sym, df in B.binance_books(SHARED, futures=False).items():
+    for sym, df in B.binance_books(shared, futures=False).items():
         streams.append(("binance_spot", ("binance", "spot", sym), df))
-    for sym, df in B.binance_books(SHARED, futures=True).items():
+    for sym, df in B.binance_books(shared, futures=True).items():
         streams.append(("binance_usdm", ("binance", "perp", sym), df))
-    for sym, df in B.coinbase_books(SHARED).items():
+    for sym, df in B.coinbase_books(shared).items():
         streams.append(("coinbase", ("coinbase", "spot", sym), df))
-    streams.append(("tardis", ("binance", "perp", "BTC/USDT"), B.tardis_snapshots(SHARED, 25)))
+    streams.append(("tardis", ("binance", "perp", "BTC/USDT"), B.tardis_snapshots(shared, 25)))
     out = []
     for venue, key, df in streams:
         a = {

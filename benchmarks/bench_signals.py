@@ -36,10 +36,9 @@ from tapewatch.signals.compute import compute_frame, compute_signals
 from tapewatch.signals.frame import load
 from tapewatch.store import Store
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-if not DATA.is_dir():
-    DATA = Path("/work/shared/data")
-PERP = DATA / "nautilus-samples" / "btc-perp-20211231-20220201_1m.csv.gz"
+from shared_data import shared_file
+
+PERP = "nautilus-samples/btc-perp-20211231-20220201_1m.csv.gz"
 MIN = 60_000_000_000
 DAY = 1440
 T0 = 1_640_995_200_000_000_000  # 2022-01-01 00:00 UTC
@@ -47,7 +46,7 @@ T0 = 1_640_995_200_000_000_000  # 2022-01-01 00:00 UTC
 
 def real_days() -> tuple[np.ndarray, np.ndarray]:
     """Whole days of the real perp month: (days × 1440) log returns and quote volumes."""
-    with gzip.open(PERP, "rt") as fh:
+    with gzip.open(shared_file(PERP), "rt") as fh:
         rows = list(csv.DictReader(fh))
     close = np.array([float(r["close"]) for r in rows])
     qv = np.array([float(r["volume"]) for r in rows])

@@ -19,22 +19,22 @@ import gzip
 import itertools
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from tapewatch.study import PriceBars, StudySettings, run_study
 
-HERE = Path(__file__).resolve().parent
-PERP = HERE.parent.parent / "shared" / "data" / "nautilus-samples" / "btc-perp-20211231-20220201_1m.csv.gz"
+from shared_data import shared_file
+
+PERP = "nautilus-samples/btc-perp-20211231-20220201_1m.csv.gz"
 MINUTE = 60_000_000_000
 DAY = 1440
 
 
 def real_month() -> pl.DataFrame:
     """The real perpetual month: ts (ns), open, high, low, close, volume (quote units)."""
-    with gzip.open(PERP, "rb") as fh:
+    with gzip.open(shared_file(PERP), "rb") as fh:
         df = pl.read_csv(fh.read(), try_parse_dates=True)
     return df.with_columns(pl.col("timestamp").dt.replace_time_zone("UTC").dt.epoch("ns").alias("ts")).sort("ts")
 
@@ -103,6 +103,8 @@ def main() -> None:
     for s in res.sweeps:
         print(f"  {s.side}: {s.tested} sets tested, BH keeps {s.bh_significant}, "
               f"Reality Check p = {s.reality_check_p}, SPA p = {s.spa_p}")
+    print(f"events counted at least {res.inputs['episode_gap']} apart (no shared outcome bars); significance: "
+          "Reality Check and SPA both p <= 0.05")
     print(f"data + factors: {t1 - t0:.1f} s (not part of the study)")
     print(f"event study wall time: {t2 - t1:.1f} s  (goal: under 60 s); CPU time of this process: {c2 - c1:.1f} s")
     print(res.verdict[0])

@@ -1,4 +1,4 @@
-"""Test data for the signal tests: real rows from ../shared/data, and rows written in the venues'
+"""Test data for the signal tests: real rows from tests/data, and rows written in the venues'
 exact public formats (Binance klines / metrics / bookDepth / fundingRate archives, Coinbase
 candles, Kraken OHLC), with the small conversions to store records done here, in test code.
 
@@ -14,13 +14,11 @@ import io
 import json
 import random
 from datetime import datetime, timezone
-from pathlib import Path
 
 import polars as pl
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-if not DATA.is_dir():  # the repository may sit elsewhere; the shared data lives at /work/shared
-    DATA = Path("/work/shared/data")
+from conftest import SHARED as DATA
+
 PERP_CSV = DATA / "nautilus-samples" / "btc-perp-20211231-20220201_1m.csv.gz"
 TRADES_PARQUET = DATA / "nautilus-samples" / "binance" / "btcusdt-trades.parquet"
 MIN = 60_000_000_000

@@ -1,6 +1,6 @@
 """Helpers for the book tests and benchmark: real L2 data as book_delta frames, and a reference book.
 
-The parsers here read the raw files in ../shared/data directly (cryptofeed recordings: REST lines
+The parsers here read the raw files in tests/data directly (cryptofeed recordings: REST lines
 ``URL -> TS: BODY``, websocket lines ``TS: MSG``; the nautilus Binance depth CSVs; the Tardis
 incremental_book_L2 CSV) so that the engine is tested on exactly what the venues sent, whatever
 the importers do. ``ts`` is the recording (arrival) time. Each frame also keeps the price and

@@ -14,9 +14,10 @@ settings.load_profile("tapewatch")
 
 from tapewatch.store import Store
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-if not SHARED.is_dir():  # the repository checked out elsewhere: look beside the working directory
-    SHARED = Path.cwd().parent / "shared" / "data"
+# The real data the tests read, committed with the repository: tests/data mirrors the layout of the
+# project's full data set (same relative paths) and holds only what the tests need; its
+# PROVENANCE.md says where each file came from and how it was trimmed.
+SHARED = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture(autouse=True)
@@ -31,8 +32,7 @@ def _no_network() -> object:
 
 @pytest.fixture
 def shared() -> Path:
-    """The real recorded exchange data in ../shared/data (see its PROVENANCE.md)."""
-    assert SHARED.is_dir(), f"real data not found at {SHARED}"
+    """The real recorded exchange data committed in tests/data (see its PROVENANCE.md)."""
     return SHARED
 
 

@@ -1,4 +1,4 @@
-"""Real bars for the event-study tests: the BTC perpetual month in ../shared/data, parsed with the
+"""Real bars for the event-study tests: the BTC perpetual month in tests/data, parsed with the
 standard library (csv, gzip) so that expected numbers never go through tapewatch code."""
 
 from __future__ import annotations
@@ -7,15 +7,13 @@ import csv
 import gzip
 from datetime import datetime, timezone
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
 from tapewatch.study import PriceBars
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-if not DATA.is_dir():
-    DATA = Path("/work/shared/data")
+from conftest import SHARED as DATA
+
 PERP = DATA / "nautilus-samples" / "btc-perp-20211231-20220201_1m.csv.gz"
 MIN = 60_000_000_000
 HOUR = 60 * MIN
@@ -51,3 +49,13 @@ def to_bars(rows: list[tuple[int, float, float, float, float]] | tuple, step_ns:
 
 def month_bars() -> PriceBars:
     return to_bars(raw_rows())
+
+
+def plain_counted(rows: list | tuple, starts: list[int], gap_ns: int) -> list[int]:
+    """Episode starts that count (plain Python): the first, then each at least ``gap_ns`` after the
+    last counted one, so no two share an outcome bar when ``gap_ns`` is the longest outcome window."""
+    counted: list[int] = []
+    for k in starts:
+        if not counted or rows[k][0] - rows[counted[-1]][0] >= gap_ns:
+            counted.append(k)
+    return counted

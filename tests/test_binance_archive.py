@@ -1,7 +1,7 @@
 """Binance public-data archives: rows written in the exact published layouts (binance-public-data
 README; bookDepth rows from binance/binance-public-data issue #431), zipped like the archive and
 plain, imported into a store and checked against values computed here from the rows themselves.
-The order-book CSVs are the real nautilus_trader samples in ../shared/data (see PROVENANCE.md).
+The order-book CSVs are the real nautilus_trader samples in tests/data (see PROVENANCE.md).
 """
 
 from __future__ import annotations

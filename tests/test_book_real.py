@@ -1,4 +1,4 @@
-"""The L2 engine on the real L2 data in ../shared/data against a plain dict reference book.
+"""The L2 engine on the real L2 data in tests/data against a plain dict reference book.
 
 At every sample point the engine writes, the reference book (tests/book_ref.py: dict per side,
 Decimal prices, the venue rules written out) must have a sample too, with the same best bid /

@@ -54,7 +54,8 @@ def test_named_unknown_file_is_an_error_and_dir_walk_skips_it(tmp_path: Path) ->
 
 
 def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
-    res = runner.invoke(app, ["import", str(tmp_path / "nope.csv"), "--store", str(tmp_path / "s")])
+    res = runner.invoke(app, ["import", str(tmp_path / "nope.csv"), "--store", str(tmp_path / "s")],
+                        env={"COLUMNS": "200"})  # one line, however long the temporary path is
     assert res.exit_code == 1 and "no such file or directory" in res.output
     assert "Traceback" not in res.output
 

@@ -178,12 +178,12 @@ def test_scan_command_shows_each_events_measured_track_record(tmp_path):
     res = runner.invoke(app, ["scan", "--json", "--lookback", "2d", "--config", str(cfg_file), "--store", str(store.root)])
     assert res.exit_code == 0, res.output
     cfg, settings = load_settings(cfg_file)
-    expected = {side: r.describe() for side, r in track_records(store, "BTC", "5m", cfg, settings).items()}
+    records = track_records(store, "BTC", "5m", cfg, settings)
     events = json.loads(res.output)["events"]
     assert events
-    for e in events:
-        assert e["annotations"]["track record"] == expected[e["side"]]
-        assert "n=" in e["annotations"]["track record"]
+    for e in events:  # each event's own point-in-time record
+        assert e["annotations"]["track record"] == records.at(e["side"], e["ts"]).describe()
+        assert e["annotations"]["track record"].startswith("before this event: ")
     # and the human rendering shows the column
     res = runner.invoke(app, ["scan", "--lookback", "2d", "--config", str(cfg_file), "--store", str(store.root)])
     assert res.exit_code == 0 and "track record" in _flat(res.output)

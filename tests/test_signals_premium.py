@@ -145,3 +145,22 @@ def test_premium_context_text():
     text = premium.context(row, ctx)
     assert text is not None and re.search(r"highest 1% of 1\.0 days of history so far$", text)
     assert premium.context({"premium_gap": None}, ctx) is None
+
+
+def test_premium_context_never_says_highest_zero_percent():
+    """Issue 10.12: a value at the 99.55th percentile of 30 days of 5m bars was printed as "highest
+    0 % of the last 30 days". The share of the window at or above it is 100 - 99.55 + 100/8640 =
+    0.46 %, shown rounded up as 0.5 %; the lowest tail likewise."""
+    from tapewatch.config import Config
+    from tapewatch.signals.base import Context
+
+    ctx = Context(Config(), "BTC", "5m", STEP, 0)
+    row = {"premium_gap": 40.0, "premium_index": 0.09, "premium_z": 2.9, "premium_pct_rank": 99.55,
+           "premium_hist_n": 8640}
+    text = premium.context(row, ctx)
+    assert text is not None and text.endswith("highest 0.5% of the last 30 days"), text
+    assert "highest 0%" not in text
+    row |= {"premium_pct_rank": 100.0 / 8640}  # the single lowest value of the window
+    assert premium.context(row, ctx).endswith("lowest 0.1% of the last 30 days")
+    row |= {"premium_pct_rank": 97.5}  # 2.51 % at or above: whole percent from 1 % on
+    assert premium.context(row, ctx).endswith("highest 3% of the last 30 days")

@@ -42,9 +42,21 @@ def test_republished_rows_replace_old_ones(store: Store) -> None:
     fixed = trades([T0 + 1], ["2"]).with_columns(pl.lit(999.0).alias("price"))
     store.write("trade", fixed)
     got = store.read("trade")
-    # a corrected re-publication of a trade with the same id and ts is a different row only
-    # if a field differs; both versions are kept then, never silently merged
-    assert got.height == 3 and 999.0 in got["price"].to_list()
+    # a corrected re-publication of a trade (same venue id) replaces the earlier row: one trade
+    # per id, the last one written, never counted twice
+    assert got["trade_id"].to_list() == ["1", "2"]
+    assert got["price"].to_list() == [100.0, 999.0]
+
+
+def test_trades_without_an_id_are_told_apart_by_all_their_fields(store: Store) -> None:
+    rows = trades([T0, T0, T0 + 1], ["x", "x", "x"]).with_columns(pl.lit(None, dtype=pl.String).alias("trade_id"))
+    rows = rows.with_columns(pl.Series("price", [100.0, 100.5, 100.0]))
+    store.write("trade", rows)
+    store.write("trade", rows)  # an exact re-import adds nothing
+    got = store.read("trade")
+    # three different trades (same ts, different price; same price, different ts), none merged
+    assert got.select("ts", "price").rows() == [(got["ts"][0], 100.0), (got["ts"][0], 100.5), (got["ts"][2], 100.0)]
+    assert got["ts"].dt.epoch("ns").to_list() == [T0, T0, T0 + 1]
 
 
 def test_read_range_and_keys(store: Store) -> None:

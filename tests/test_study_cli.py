@@ -89,7 +89,7 @@ def test_prepare_uses_the_detector_columns(store: Store):
     for side in ("distribution", "accumulation"):
         assert (ds2.event_fn(only)[side] == fresh.event_fn({})[side]).all()
     rec = track_records(store, "BTC", "5m", cfg, StudySettings(move_window="4h", horizons=("1h",)))
-    assert rec["distribution"].describe().startswith("this configuration: n=")
+    assert rec.at("distribution", int(ds.bars.ts[-1])).describe().startswith("before this event: n=")
 
 
 def test_backtest_prints_the_verdict_and_writes_identical_json(app, store: Store, tmp_path: Path):
@@ -107,7 +107,8 @@ def test_backtest_prints_the_verdict_and_writes_identical_json(app, store: Store
         outs.append((tmp_path / name).read_bytes())
     assert outs[0] == outs[1]
     assert "verdict" in res.output and "distribution fired" in res.output
-    assert "after correcting for 4 parameter sets" in res.output
+    flat = " ".join(res.output.replace("│", " ").split())  # the verdict panel wraps lines
+    assert "after correcting for 4 parameter sets: the Reality Check and SPA" in flat
     doc = json.loads(outs[0])
     assert doc["inputs"]["symbol"] == "BTC" and doc["inputs"]["parameter_sets"] == 4
     assert doc["settings"]["move_pct"] == 0.5 and doc["seed"] == 3

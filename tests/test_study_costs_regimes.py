@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from study_data import HOUR, MIN, to_bars, window
+from study_data import HOUR, MIN, plain_counted, to_bars, window
 from test_study_forward import plain_forward, plain_low_high
 
 from tapewatch.config import ConfigError
@@ -41,7 +41,7 @@ def plain_starts(rows, fired, cooldown):
             if last is None or rows[k][0] - rows[last][0] > cooldown:
                 starts.append(k)
             last = k
-    return starts
+    return plain_counted(rows, starts, 4 * HOUR)  # the longest outcome window of `run`
 
 
 def run(rows, side, cost_bps=10.0):

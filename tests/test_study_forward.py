@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from study_data import HOUR, MIN, to_bars, window
+from study_data import HOUR, MIN, plain_counted, to_bars, window
 
 from tapewatch.errors import TapewatchError
 from tapewatch.study import StudySettings, collapse, compute_forward, study_events
@@ -134,6 +134,9 @@ def test_hit_rate_base_rate_and_returns_equal_plain_python(rows):
                 starts.append(k)
             last = k
     assert starts == [15, 130, 400, 460, 700, 1000, 1300, 1555, 1700, 1750]
+    # counted: at least the longest outcome window (4h) after the last counted episode
+    starts = plain_counted(rows, starts, w)
+    assert starts == [15, 400, 700, 1000, 1300, 1555]
 
     def pullback(k):
         ext = plain_low_high(rows, k, w)
@@ -146,7 +149,7 @@ def test_hit_rate_base_rate_and_returns_equal_plain_python(rows):
     res = study_events(to_bars(rows), {"distribution": fired}, settings, cooldown, seed=3).result
     side = res.periods[0].sides[0]
     label, r1, r4 = side.outcomes
-    assert side.episodes == len(starts) and label.events == len(scored) == 8  # 1700, 1750: too close to the end
+    assert side.episodes == len(starts) and label.events == len(scored) == 6
     assert label.hits == sum(scored)
     assert label.value == pytest.approx(sum(scored) / len(scored), abs=1e-12)
     assert label.base == pytest.approx(sum(defined) / len(defined), abs=1e-12)

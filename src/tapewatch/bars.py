@@ -10,6 +10,7 @@ import numba
 import numpy as np
 import polars as pl
 
+from tapewatch import coverage
 from tapewatch.errors import TapewatchError
 from tapewatch.schemas import conform
 from tapewatch.timeutil import interval_ns
@@ -234,10 +235,18 @@ def bars_from_store(
     start: int | None = None,
     end: int | None = None,
 ) -> pl.DataFrame:
-    """Bars for one market from the store, the source chosen per UTC day: days for which the
-    store holds trades are built from the trades; other days by resampling, per day, the finest
-    stored bars whose interval divides ``interval``. Choosing per day means data added for a
-    later day never changes how an earlier bar is built.
+    """Bars for one market from the store, the source chosen bar by bar.
+
+    Candidates for a bar [t, t + interval): the stored trades, and the stored bars of every
+    interval that divides ``interval``. A candidate is *complete* when it holds the whole bar:
+    trades where the store's trade coverage (tapewatch.coverage) holds [t, t + interval), bars
+    of interval i when all interval / i of them are stored. The bar comes from, in order: a
+    complete candidate before an incomplete one; then the one that carries more of the columns
+    the factors need (``volume``, ``taker_buy_volume``); then trades before bars, finer bars
+    before coarser. So a few seconds of trades never replace a day of klines, 4h klines with a
+    taker split win over 5m bars without one where they cover, and importing data changes only
+    the bars that overlap it. Where no candidate is complete, the most informative partial one
+    is used (as built, e.g. the first bar of a recording).
 
     Raises TapewatchError naming what the store holds when neither source covers the request.
     """
@@ -252,23 +261,35 @@ def bars_from_store(
             f"no trades or bars for {exchange} {market} {symbol} in the requested range; "
             "run `tapewatch status` to see what the store holds"
         )
-    parts = []
+    candidates = []
     if not trades.is_empty():
-        parts.append(build_bars(trades, interval))
+        built = build_bars(trades, interval)
+        spans = coverage.read(store, exchange, market, symbol, coverage.TRADES, lo, hi)
+        whole = coverage.covered(built.get_column("ts").dt.epoch("ns").to_numpy(), step, *spans)
+        candidates.append(built.with_columns(pl.Series("__complete", whole), pl.lit(0, pl.Int64).alias("__rank")))
     if not stored.is_empty():
         intervals = stored.get_column("interval").unique().to_list()
         usable = {iv: interval_ns(iv) for iv in intervals if step % interval_ns(iv) == 0}
         if not usable and trades.is_empty():
             have = ", ".join(sorted(intervals))
             raise TapewatchError(f"cannot build {interval} bars: stored bars are {have}, none divides {interval}")
-        day = pl.col("ts").dt.date()
-        trade_days = trades.select(day.unique()).to_series()
-        finer = (
-            stored.filter(pl.col("interval").is_in(list(usable)) & ~day.is_in(trade_days.implode()))
-            .with_columns(pl.col("interval").replace_strict(usable, return_dtype=pl.Int64).alias("__iv"))
-            .filter(pl.col("__iv") == pl.col("__iv").min().over(day))
-            .drop("__iv")
-        )
-        if not finer.is_empty():
-            parts.append(build_bars(conform("bar", finer), interval))
-    return pl.concat(parts).sort("ts", maintain_order=True) if len(parts) > 1 else parts[0]
+        for iv, iv_ns in usable.items():
+            rows = stored.filter(pl.col("interval") == iv) if len(intervals) > 1 else stored
+            built = build_bars(conform("bar", rows), interval)
+            # Store.read gives one row per (ts, interval), in time order: the bars of a bucket are
+            # one run, and the buckets come in the order build_bars returns them
+            ts = rows.get_column("ts").dt.epoch("ns").to_numpy()
+            bucket = ts - ts % step
+            counts = np.diff(np.flatnonzero(np.concatenate([[True], bucket[1:] != bucket[:-1], [True]])))
+            complete = pl.Series("__complete", counts == step // iv_ns)
+            candidates.append(built.with_columns(complete, pl.lit(iv_ns, pl.Int64).alias("__rank")))
+    if len(candidates) == 1:
+        return candidates[0].select(BAR_COLUMNS)
+    score = pl.col("volume").is_not_null().cast(pl.Int8) + pl.col("taker_buy_volume").is_not_null().cast(pl.Int8)
+    return (
+        pl.concat(candidates)
+        .with_columns(score.alias("__score"))
+        .sort(["ts", "__complete", "__score", "__rank"], descending=[False, True, True, False])
+        .unique("ts", keep="first", maintain_order=True)
+        .select(BAR_COLUMNS)
+    )

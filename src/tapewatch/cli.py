@@ -12,6 +12,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help is plain text: "[grid] key = [values]" keeps its brackets
 )
 app.command("import")(data.import_cmd)
 app.command("bars")(data.bars_cmd)

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from tapewatch.errors import TapewatchError
+from tapewatch.names import base_name, exchange_name, symbol_name
+from tapewatch.timeutil import interval_ns
 from tapewatch.tomlfile import read_toml
 
 Duration = int | str
@@ -51,14 +53,36 @@ def to_bars(value: Duration, step_ns: int) -> int:
     return max(1, math.ceil(duration_ns(value, step_ns) / step_ns))
 
 
+def inert_settings(cfg: Config, interval: str, step_ns: int) -> list[str]:
+    """Settings that have no effect at bars of ``interval`` (``step_ns`` long), one sentence each
+    naming the key and the interval; empty when every setting matters.
+
+    ``flow.window`` of one bar with ``flow.close_at_extreme``: the close at the W-high of bars
+    t-1 .. t is any close above the previous one, which every rally over one bar already is, so
+    ``flow.rally_pct`` changes nothing (and the decline side likewise).
+    """
+    out = []
+    w = cfg.flow.window
+    two = 2 * step_ns
+    hint = f"{two // _UNIT_NS['h']}h" if two % _UNIT_NS["h"] == 0 else f"{two // _UNIT_NS['m']}m"
+    if cfg.flow.close_at_extreme and to_bars(w, step_ns) == 1:
+        out.append(
+            f"flow.window = {w!r} is one {interval} bar: a rally needs a change over the window, and with "
+            "flow.close_at_extreme any close above the previous one already counts, so flow.rally_pct has no "
+            f"effect at {interval}; use a window of at least 2 bars (e.g. {hint!r}) or set "
+            "flow.close_at_extreme = false"
+        )
+    return out
+
+
 # -- sections -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MarketRef:
     """One market of the base asset being analysed: its symbol is ``BASE/quote``."""
 
-    exchange: str
+    exchange: str = field(metadata={"check": exchange_name})
     market: str = field(default="spot", metadata={"choices": ("spot", "perp", "future")})
-    quote: str = "USDT"
+    quote: str = field(default="USDT", metadata={"check": base_name})
 
     def symbol(self, base: str) -> str:
         return f"{base.upper()}/{self.quote.upper()}"
@@ -71,8 +95,8 @@ class MarketRef:
 class SeriesRef:
     """A market with a fixed symbol (e.g. the ``USDT/USD`` rate), whatever the base asset."""
 
-    exchange: str
-    symbol: str
+    exchange: str = field(metadata={"check": exchange_name})
+    symbol: str = field(metadata={"check": symbol_name})
     market: str = field(default="spot", metadata={"choices": ("spot", "perp", "future")})
 
     def describe(self) -> str:
@@ -170,8 +194,10 @@ class DetectorConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """All signal and detector parameters."""
+    """All signal and detector parameters; ``interval``: the bar interval commands use when no
+    ``--interval`` is given (e.g. ``"5m"``, ``"4h"``)."""
 
+    interval: str = "5m"
     markets: MarketsConfig = MarketsConfig()
     flow: FlowConfig = FlowConfig()
     premium: PremiumConfig = PremiumConfig()
@@ -267,6 +293,8 @@ def _convert(value: Any, hint: Any, key: str, meta: dict[str, Any], source: str)
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{source}: config key {key!r} must be text, got {_show(value)}")
+        if "check" in meta:  # names that become store paths (tapewatch.names)
+            return meta["check"](value, f"{source}: config key {key!r}")
         choices = meta.get("choices")
         if choices and value not in choices:
             raise ConfigError(f"{source}: config key {key!r} must be one of {', '.join(choices)}; got {value!r}")
@@ -302,7 +330,11 @@ def _duration(value: Any, key: str, source: str) -> Duration:
 
 
 def _check(cfg: Config, source: str) -> None:
-    """Rules that involve more than one key."""
+    """Rules that involve more than one key (and the interval's form)."""
+    try:
+        interval_ns(cfg.interval)
+    except TapewatchError as exc:
+        raise ConfigError(f"{source}: config key 'interval': {exc}") from None
     if cfg.book.band not in cfg.book.bands:
         raise ConfigError(
             f"{source}: config key 'book.band' ({cfg.book.band:g}) must be one of book.bands "

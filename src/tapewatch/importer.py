@@ -15,8 +15,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tapewatch import coverage
 from tapewatch.book.derive import BookKey, DerivedDepth, depth_from_store, merge_spans, touched_books
 from tapewatch.errors import ImportFormatError, TapewatchError, UnknownFormatError
+from tapewatch.names import BadName, check_rows
 from tapewatch.sources import Batch, Hints, RawFile, detect
 from tapewatch.store import Store
 
@@ -76,7 +78,13 @@ def parse_file(path: Path, hints: Hints) -> tuple[str, list[Batch]]:
     if fmt is None:
         first = raw.first_lines[0][:80] if raw.first_lines and not raw.is_parquet else "(binary)"
         raise UnknownFormatError(path, f"unknown format: not a file tapewatch can import (starts {first!r})")
-    return fmt.name, fmt.parse(raw, hints)
+    batches = fmt.parse(raw, hints)
+    for b in batches:  # names from the file's content become store paths: check them all first
+        try:
+            check_rows(b.rows, "")
+        except BadName as exc:
+            raise ImportFormatError(path, str(exc)) from None
+    return fmt.name, batches
 
 
 def import_paths(
@@ -108,6 +116,8 @@ def import_files(
             for b in batches:
                 w = store.write(b.kind, b.rows)
                 res.added[b.kind] = res.added.get(b.kind, 0) + w.added
+                proved = coverage.of_rows(b.kind, b.rows, path.name, coverage.archive_day(res.format, path))
+                store.write("coverage", proved)
                 if b.kind == "book_delta" and b.rows.height:
                     books = merge_spans(books, touched_books(b.rows))
         except UnknownFormatError as exc:

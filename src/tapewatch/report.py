@@ -7,7 +7,7 @@ fixed id, no request leaves the page. Panels, top to bottom:
   of the reported parameter set, and one row per factor below it (shared time axis; the configured
   thresholds dashed); the out-of-sample part is shaded;
 * the verdict, the label definition and the event-study table (HTML);
-* ``panel-hits``: hit rate with its bootstrap interval against the base rate, per period and side;
+* ``panel-hits``: hit rate with its one-sided bound against the base rate, per period and side;
 * ``panel-returns``: forward-return distributions after each side's events vs all bars, per horizon.
 
 Long series are thinned for drawing (per bucket the first, lowest, highest and last value, so
@@ -30,7 +30,7 @@ from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from tapewatch.study.forward import format_duration
-from tapewatch.study.result import PeriodStats, StudyResult, format_params, p_text, pct, pct_range
+from tapewatch.study.result import PeriodStats, StudyResult, format_params, p_text, pct, pct_range, sweep_summary
 from tapewatch.study.run import Study
 
 F64 = NDArray[np.float64]
@@ -85,8 +85,43 @@ def _ms(ts: NDArray[np.int64]) -> NDArray[np.int64]:
     return ts // MS
 
 
-def market_figure(study: Study, factors: Sequence[FactorPanel], max_points: int = 20_000) -> go.Figure:
-    """Price with event markers and one row per factor, on a shared UTC time axis."""
+def robust_range(values: Sequence[F64], lines: Sequence[float] = (), q: float = 0.005) -> tuple[float, float] | None:
+    """A y-range that keeps the bulk of ``values`` (the ``q`` … ``1 - q`` quantiles) and every
+    threshold line readable, padded by 10 %; None when no finite value falls outside it (no clipping needed)."""
+    finite = [v[np.isfinite(v)] for v in values]
+    allv = np.concatenate(finite) if finite else np.array([])
+    if allv.size == 0:
+        return None
+    lo, hi = (float(x) for x in np.quantile(allv, [q, 1 - q]))
+    lo, hi = min([lo, *lines]), max([hi, *lines])
+    pad = 0.1 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 0.1
+    lo, hi = lo - pad, hi + pad
+    if ((allv < lo) | (allv > hi)).any():
+        return lo, hi
+    return None
+
+
+def _clipped(fig: go.Figure, ts: NDArray[np.int64], v: F64, lo: float, hi: float, label: str, unit: str,
+             row: int) -> None:
+    """Mark the points outside [lo, hi] at the panel's edge, their real value on hover."""
+    out = np.flatnonzero(np.isfinite(v) & ((v < lo) | (v > hi)))
+    if out.size == 0:
+        return
+    edge = np.where(v[out] > hi, hi, lo)
+    text = [f"{label} {v[i]:+,.4g} {unit} (off the scale)".replace("  ", " ") for i in out]
+    fig.add_trace(go.Scatter(x=_ms(ts[out]), y=edge, mode="markers", name=f"{label}: {out.size} off the scale",
+                             marker={"symbol": "x-thin-open", "size": 8, "color": "#444"}, hovertext=text,
+                             hoverinfo="text+x"), row=row, col=1)
+
+
+def market_figure(study: Study, factors: Sequence[FactorPanel], max_points: int = 20_000,
+                  hover: Mapping[str, Sequence[str]] | None = None) -> go.Figure:
+    """Price with event markers and one row per factor, on a shared UTC time axis.
+
+    ``hover``: per side, one explanation per event (in the order of ``study.events``) shown on
+    its marker. A factor row whose values include a few extreme points (one spike dwarfing the
+    rest) gets a robust y-range (see :func:`robust_range`); the points beyond it are marked at the
+    edge with their real value on hover."""
     bars = study.forward.bars
     rows = 1 + len(factors)
     heights = [0.4] + [0.6 / max(1, len(factors))] * len(factors) if factors else [1.0]
@@ -96,9 +131,11 @@ def market_figure(study: Study, factors: Sequence[FactorPanel], max_points: int 
     fig.add_trace(go.Scatter(x=_ms(x), y=y, mode="lines", name="close", line={"color": COLORS["price"], "width": 1}),
                   row=1, col=1)
     for side, pos in study.events.items():
+        notes = list((hover or {}).get(side, ()))
         fig.add_trace(go.Scatter(
             x=_ms(bars.ts[pos]), y=bars.close[pos], mode="markers", name=f"{side} ({len(pos)})",
             marker={"symbol": MARKERS[side], "size": 10, "color": COLORS[side], "line": {"width": 1, "color": "#222"}},
+            **({"hovertext": notes, "hoverinfo": "text"} if len(notes) == len(pos) else {}),
         ), row=1, col=1)
     for r, f in enumerate(factors, start=2):
         drawn = False
@@ -111,6 +148,12 @@ def market_figure(study: Study, factors: Sequence[FactorPanel], max_points: int 
             drawn = True
         for level in f.lines:
             fig.add_hline(y=level, line={"dash": "dash", "width": 1, "color": "#555"}, row=r, col=1)
+        values = {k: np.asarray(v, dtype=np.float64) for k, v in f.series.items()}
+        span = robust_range(list(values.values()), f.lines)
+        if span is not None:
+            fig.update_yaxes(range=list(span), row=r, col=1)
+            for label, v in values.items():
+                _clipped(fig, bars.ts, v, span[0], span[1], label, f.unit, r)
         if not drawn:
             fig.add_trace(go.Scatter(x=_ms(bars.ts[[0, -1]]), y=[0, 0], mode="lines", name=f"{f.title}: no data",
                                      line={"width": 0.5, "color": "#ccc"}), row=r, col=1)
@@ -225,10 +268,7 @@ def sweep_table(result: StudyResult, top: int = 15) -> str:
     """Per side: the multiple-testing summary and the best sets by in-sample score (HTML)."""
     parts = []
     for sw in result.sweeps:
-        summary = (f"{sw.side}: {sw.sets} parameter sets, {sw.tested} with events; Benjamini–Hochberg keeps "
-                   f"{sw.bh_significant} at FDR {sw.alpha:.0%}; best set {format_params(sw.best_params or {})}: "
-                   f"Reality Check {p_text(sw.reality_check_p)}, SPA {p_text(sw.spa_p)} "
-                   f"(buckets of {sw.spa_bucket})")
+        summary = sweep_summary(sw)
         ranked = sorted(sw.rows, key=lambda r: -(r.score if r.score is not None else -1e300))[:top]
         body = "".join("<tr>" + "".join(_cell(v) for v in (
             r.set_index, format_params(r.params), r.events, pct(r.hit_rate), pct_range(r.ci_low, r.ci_high),
@@ -251,11 +291,28 @@ caption{text-align:left;font-size:.85rem;color:#444;padding:.3rem 0}
 """
 
 
+def header_lines(result: StudyResult) -> list[str]:
+    """What the study ran on, as sentences: symbol, config, grid, the detector rule, the missing
+    inputs and the bars where the detector could not tell."""
+    i = result.inputs
+    lines = [f"symbol {i.get('symbol', '?')} · config: {i.get('config') or 'defaults'}"
+             + (f" · grid: {i['grid']}" if i.get("grid") else "") + f" · seed {result.seed}"]
+    if i.get("detector"):
+        lines.append(f"detector: {i['detector']}")
+    missing = list(i.get("missing_inputs") or [])
+    lines.append("missing inputs: " + "; ".join(missing) if missing else "every input has data in the period")
+    for side, n in (i.get("detector_unknown_bars") or {}).items():
+        if n:
+            lines.append(f"{side}: the detector could not tell on {n:,} bars (a required input missing there); "
+                         "they count as not fired")
+    return lines
+
+
 def render_html(title: str, result: StudyResult, figures: Sequence[tuple[str, go.Figure]]) -> str:
     """The whole page: plotly.js inline, the figures as divs with fixed ids, the tables."""
     divs = {name: fig.to_html(full_html=False, include_plotlyjs=False, div_id=name, config={"responsive": True})
             for name, fig in figures}
-    inputs = " · ".join(f"{k}: {v}" for k, v in result.inputs.items())
+    inputs = "<br>".join(html.escape(x) for x in header_lines(result))
     verdict = "".join(f"<li>{html.escape(v)}</li>" for v in result.verdict)
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
     tables = "".join(study_table(p, result.settings.get("cost_bps")) for p in result.periods)
@@ -265,7 +322,7 @@ def render_html(title: str, result: StudyResult, figures: Sequence[tuple[str, go
 <script type="text/javascript">{get_plotlyjs()}</script>
 </head><body>
 <h1>{html.escape(title)}</h1>
-<p class="note">{html.escape(inputs)} · seed {result.seed}</p>
+<p class="note">{inputs}</p>
 <h2>Verdict</h2><ul class="verdict">{verdict}</ul>
 <p class="note">label: {html.escape(result.label)}</p>
 <h2>Price, events and factors</h2>{divs.get("panel-market", "")}
@@ -285,10 +342,12 @@ def write_report(
     title: str = "tapewatch event study",
     png_dir: str | Path | None = None,
     max_points: int = 20_000,
+    hover: Mapping[str, Sequence[str]] | None = None,
 ) -> ReportOutput:
-    """Write the HTML report of ``study`` to ``out`` (and PNGs of each figure to ``png_dir``)."""
+    """Write the HTML report of ``study`` to ``out`` (and PNGs of each figure to ``png_dir``);
+    ``hover``: per side, the explanation of each event shown on its marker."""
     figures = [
-        ("panel-market", market_figure(study, factors, max_points)),
+        ("panel-market", market_figure(study, factors, max_points, hover)),
         ("panel-hits", hits_figure(study.result)),
         ("panel-returns", returns_figure(study)),
     ]

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from tapewatch.config import Config, duration_ns
 from tapewatch.detector import Decision, Event, evaluate, policy_text
+from tapewatch.display import fmt_number
 from tapewatch.errors import TapewatchError
 from tapewatch.signals import funding, premium
 from tapewatch.signals.base import SIDES, Side, State, ns_of, num
@@ -143,7 +144,7 @@ _STATE_STYLE = {State.HOLDS: "green", State.FAILS: "dim", State.UNAVAILABLE: "ye
 
 def render(v: Verdict, console: Console) -> None:
     """Print the verdict readably."""
-    close = "n/a" if v.close is None else f"{v.close:,.2f}"
+    close = "n/a" if v.close is None else fmt_number(v.close)
     step = interval_ns(v.interval)
     console.print(
         f"[bold]{escape(v.base)}[/] · {v.interval} · latest closed bar {ns_to_iso(v.bar_ts)} → "
@@ -177,7 +178,7 @@ def render(v: Verdict, console: Console) -> None:
 def _values(values: dict[str, float | None]) -> str:
     parts = []
     for k, x in list(values.items())[:2]:
-        parts.append(f"{k} {'n/a' if x is None else f'{x:+,.4g}'}")
+        parts.append(f"{k} {'n/a' if x is None else fmt_number(x, 4, sign=True)}")
     return "\n".join(parts)
 
 
@@ -198,6 +199,9 @@ def _inputs(v: Verdict, console: Console) -> None:
         console.print(
             f"[yellow]missing:[/] {escape(names)} — factors that need them are unavailable, not false", highlight=False
         )
+    for i in v.inputs:
+        if i.unsplit:
+            console.print(f"[yellow]missing column:[/] {escape(f'{i.label}: {i.note}')}", highlight=False)
 
 
 def _events(v: Verdict, console: Console) -> None:
@@ -215,7 +219,7 @@ def _events(v: Verdict, console: Console) -> None:
         t.add_column(col, overflow="fold")
     for e in v.events:
         factors = ", ".join(f"{r.factor} {r.state.value}" for r in e.decision.readings)
-        close = "n/a" if e.close is None else f"{e.close:,.2f}"
+        close = "n/a" if e.close is None else fmt_number(e.close)
         t.add_row(
             ns_to_iso(e.ts), e.side, str(e.bars), close, Text(factors), *[Text(e.annotations.get(k, "")) for k in labels]
         )

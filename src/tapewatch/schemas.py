@@ -18,20 +18,27 @@ KEY_FIELDS = [pa.field("exchange", pa.string()), pa.field("market", pa.string())
 
 @dataclass(frozen=True)
 class Kind:
-    """A record kind: its schema, the columns that identify a row (for idempotent imports)."""
+    """A record kind: its schema, the columns that identify a row (for idempotent imports).
+
+    ``fallback_by``: the columns that identify a row whose ``unique_by`` columns are all null
+    (a trade without a venue id); empty when every row carries its ``unique_by`` columns.
+    """
 
     name: str
     schema: pa.Schema
     unique_by: tuple[str, ...]
+    fallback_by: tuple[str, ...] = ()
 
     @property
     def fields(self) -> list[str]:
         return self.schema.names
 
 
-def _kind(name: str, fields: list[pa.Field], unique_by: tuple[str, ...] | None = None) -> Kind:
+def _kind(
+    name: str, fields: list[pa.Field], unique_by: tuple[str, ...] | None = None, fallback_by: tuple[str, ...] = ()
+) -> Kind:
     schema = pa.schema([*KEY_FIELDS, pa.field("ts", TS), *fields])
-    return Kind(name, schema, unique_by or tuple(schema.names))
+    return Kind(name, schema, unique_by or tuple(schema.names), fallback_by)
 
 
 KINDS: dict[str, Kind] = {
@@ -45,7 +52,11 @@ KINDS: dict[str, Kind] = {
                 pa.field("taker_side", pa.string()),  # "buy" | "sell": the aggressor
                 pa.field("trade_id", pa.string()),
             ],
-            ("ts", "trade_id", "price", "amount", "taker_side"),
+            # one row per venue trade id (within exchange, market, symbol: the partition): a
+            # corrected re-publication replaces the earlier row; a trade without an id is told
+            # apart by all its fields (an exact re-import of it changes nothing)
+            ("trade_id",),
+            ("ts", "price", "amount", "taker_side"),
         ),
         _kind(
             "bar",
@@ -118,6 +129,15 @@ KINDS: dict[str, Kind] = {
             ],
         ),
         _kind(
+            "coverage",  # a span [ts, end) of a stream the store holds completely (tapewatch.coverage)
+            [
+                pa.field("end", TS),  # exclusive
+                pa.field("source", pa.string()),  # "trade" | "bar:<interval>"
+                pa.field("origin", pa.string()),  # the imported file that proved it
+            ],
+            ("ts", "end", "source"),
+        ),
+        _kind(
             "instrument",
             [
                 pa.field("native_symbol", pa.string()),
@@ -131,6 +151,10 @@ KINDS: dict[str, Kind] = {
         ),
     ]
 }
+
+
+# the kinds of market records (every kind but the store's own bookkeeping)
+RECORD_KINDS = tuple(k for k in KINDS if k != "coverage")
 
 
 def kind(name: str) -> Kind:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from tapewatch.errors import StoreError
-from tapewatch.schemas import KINDS, conform, kind, polars_schema
+from tapewatch.names import check_rows, exchange_name, market_name, symbol_name
+from tapewatch.schemas import KINDS, RECORD_KINDS, conform, kind, polars_schema
 from tapewatch.symbols import path_token
 
 DATA_FILE = "data.parquet"
@@ -36,6 +38,7 @@ NS_PER_DAY = 86_400_000_000_000
 # kinds stored one partition per exchange/market rather than per symbol (thousands of tiny rows)
 PER_MARKET_KINDS = {"instrument"}
 ALL_SYMBOLS = "_all"
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def default_store_path() -> Path:
@@ -70,7 +73,15 @@ class Store:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def partition_dir(self, kind_name: str, exchange: str, market: str, symbol: str, date: str) -> Path:
-        """Directory of one partition; ``date`` is ``YYYY-MM-DD`` (UTC); ``symbol`` may be ALL_SYMBOLS."""
+        """Directory of one partition; ``date`` is ``YYYY-MM-DD`` (UTC); ``symbol`` may be ALL_SYMBOLS.
+
+        Every name is checked again here (tapewatch.names; BadName otherwise): whatever a caller
+        forgot to check cannot make a path outside the store.
+        """
+        kind(kind_name)
+        _check_keys(exchange, market, None if symbol == ALL_SYMBOLS else symbol, "store partition")
+        if not _DATE.fullmatch(date):
+            raise StoreError(f"store partition: {date!r} is not a YYYY-MM-DD date")
         return (
             self.root / kind_name / f"exchange={exchange}" / f"market={market}"
             / f"symbol={path_token(symbol)}" / f"date={date}"
@@ -84,6 +95,7 @@ class Store:
             return WriteResult(0, 0, 0)
         if df.select(pl.any_horizontal(pl.col("exchange", "market", "symbol", "ts").is_null().any())).item():
             raise StoreError(f"{kind_name} rows without exchange, market, symbol or ts cannot be stored")
+        check_rows(df, f"store write of {kind_name}")  # all of them before any partition is written
         df = df.with_columns(
             pl.col("ts").dt.strftime("%Y-%m-%d").alias("__date"),
             (pl.lit(ALL_SYMBOLS) if kind_name in PER_MARKET_KINDS else pl.col("symbol")).alias("__symbol"),
@@ -92,11 +104,13 @@ class Store:
         with self._lock():
             for (ex, mkt, sym, date), part in df.group_by(["exchange", "market", "__symbol", "__date"]):
                 d = self.partition_dir(kind_name, ex, mkt, sym, date)
-                added += self._merge(k.name, d, part.drop("__date", "__symbol"), k.unique_by)
+                added += self._merge(k.name, d, part.drop("__date", "__symbol"), k.unique_by, k.fallback_by)
                 parts += 1
         return WriteResult(df.height, added, parts)
 
-    def _merge(self, kind_name: str, d: Path, new: pl.DataFrame, unique_by: tuple[str, ...]) -> int:
+    def _merge(
+        self, kind_name: str, d: Path, new: pl.DataFrame, unique_by: tuple[str, ...], fallback_by: tuple[str, ...] = ()
+    ) -> int:
         d.mkdir(parents=True, exist_ok=True)
         for stale in d.glob(f".{DATA_FILE}.*.tmp"):  # left by a writer killed mid-write; we hold the lock
             stale.unlink()
@@ -106,7 +120,7 @@ class Store:
             old = pl.from_arrow(pq.read_table(target))
             before = old.height
             new = pl.concat([conform(kind_name, old), new], how="vertical")
-        merged = new.unique(subset=list(unique_by), keep="last", maintain_order=True).sort("ts", maintain_order=True)
+        merged = _dedup(new, unique_by, fallback_by).sort("ts", maintain_order=True)
         tmp = d / f".{DATA_FILE}.{uuid.uuid4().hex}.tmp"
         table = merged.to_arrow().cast(KINDS[kind_name].schema)
         pq.write_table(table, tmp, compression="zstd")
@@ -132,6 +146,7 @@ class Store:
     ) -> list[Path]:
         """Partition files of a kind, pruned by key and by date range (``start``/``end`` in UTC ns)."""
         kind(kind_name)
+        _check_keys(exchange, market, symbol, "store query")
         base = self.root / kind_name
         if not base.is_dir():
             return []
@@ -214,7 +229,7 @@ class Store:
         """One row per kind / exchange / market / symbol: rows, first and last ts, days present."""
         frames = []
         with duckdb.connect() as con:
-            for name in KINDS:
+            for name in RECORD_KINDS:
                 files = self.files(name)
                 if not files:
                     continue
@@ -246,6 +261,30 @@ class Store:
         from tapewatch.bars import bars_from_store
 
         return bars_from_store(self, exchange, market, symbol, interval, start, end)
+
+
+def _dedup(df: pl.DataFrame, unique_by: tuple[str, ...], fallback_by: tuple[str, ...]) -> pl.DataFrame:
+    """One row per identity, the last written winning; rows whose ``unique_by`` columns are all
+    null are identified by ``fallback_by`` instead (see schemas.Kind)."""
+    if not fallback_by:
+        return df.unique(subset=list(unique_by), keep="last", maintain_order=True)
+    no_id = pl.all_horizontal(pl.col(c).is_null() for c in unique_by)
+    alt = [f"__fallback_{c}" for c in fallback_by]
+    return (
+        df.with_columns(pl.when(no_id).then(pl.col(c)).alias(a) for c, a in zip(fallback_by, alt))
+        .unique(subset=[*unique_by, *alt], keep="last", maintain_order=True)
+        .drop(alt)
+    )
+
+
+def _check_keys(exchange: str | None, market: str | None, symbol: str | None, where: str) -> None:
+    """Raise BadName unless each given name is valid (they become path parts and glob patterns)."""
+    if exchange is not None:
+        exchange_name(exchange, where)
+    if market is not None:
+        market_name(market, where)
+    if symbol is not None:
+        symbol_name(symbol, where)
 
 
 def _day_ns(day: str) -> int:

@@ -22,6 +22,17 @@ def interval_ns(interval: str) -> int:
     return int(m.group(1)) * NS_PER[m.group(2)]
 
 
+def bar_opens(first: int, last: int, step: int) -> np.ndarray:
+    """Open times (UTC ns, int64) of the bars ``first, first + step, …`` up to ``last`` inclusive.
+
+    Integer arithmetic only: ``np.arange(first, last + 1, step)`` sizes its output in floating
+    point and loses the last bar on long nanosecond ranges (15m bars over a year and more).
+    """
+    if last < first:
+        return np.empty(0, dtype=np.int64)
+    return first + step * np.arange((last - first) // step + 1, dtype=np.int64)
+
+
 # (magnitude below which an epoch value is in this unit, ns per unit): s, ms, µs; else ns
 EPOCH_UNITS = ((1e11, 1_000_000_000), (1e14, 1_000_000), (1e17, 1_000))
 
@@ -62,7 +73,8 @@ def parse_time(text: str) -> int:
 
 
 def ns_to_iso(ns: int | None) -> str:
-    """UTC ISO-8601 text of a nanosecond timestamp (``-`` for None)."""
+    """UTC ISO-8601 text of a nanosecond timestamp, to the second (truncated, never rounded up
+    to the next second), ``-`` for None."""
     if ns is None:
         return "-"
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(ns // 1_000_000_000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")

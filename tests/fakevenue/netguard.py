@@ -1,7 +1,8 @@
 """Fail any socket connection to a non-loopback address, so no test can reach the internet.
 
 ``install()`` patches ``socket.socket.connect`` / ``connect_ex`` and
-``socket.create_connection`` (and, for asyncio, ``getaddrinfo`` of non-loopback names);
+``socket.create_connection`` (and, for asyncio, ``getaddrinfo`` of non-loopback names; a name
+under ``.invalid`` fails as an unresolvable name, as every resolver must answer it);
 ``uninstall()`` restores them. Used by the backfill tests' autouse fixture and by the
 subprocesses they start.
 """
@@ -56,6 +57,10 @@ def install() -> None:
         return _saved["connect_ex"](self, address)
 
     def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, (bytes, bytearray)) else host
+        if isinstance(name, str) and name.rstrip(".").lower().endswith(".invalid"):
+            # RFC 6761: .invalid never resolves; answer as a resolver would, without asking one
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         if host is not None and not _loopback(host):
             try:
                 ipaddress.ip_address(host if isinstance(host, str) else host.decode())

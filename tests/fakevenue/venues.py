@@ -3,7 +3,7 @@ known truth in each exchange's real response format.
 
 Origins of the shapes:
 * Binance ``fapi/v1/exchangeInfo`` and Coinbase ``products``: the real recorded responses in
-  ``shared/data/cryptofeed-recordings`` (BINANCE_FUTURES.0, COINBASE.0), served unmodified.
+  ``tests/data/cryptofeed-recordings`` (BINANCE_FUTURES.0, COINBASE.0), served unmodified.
 * Binance ``futures/data/openInterestHist`` and ``fapi/v1/fundingRate``, Coinbase candles
   (``[time, low, high, open, close, volume]``, newest first, at most 300, no row for an
   interval without trades), Bybit ``v5/market/instruments-info`` / ``open-interest`` /

@@ -31,11 +31,12 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from rich.markup import escape
 
 from tapewatch.backfill.http import HttpClient, sha256_file
 from tapewatch.backfill.manifest import MANIFEST_DIR, Entry, Manifest, SeriesKey
 from tapewatch.backfill.progress import BackfillProgress
-from tapewatch.backfill.retry import Banned, GiveUp, NotFound, TransientError
+from tapewatch.backfill.retry import Banned, GiveUp, NotFound, TransientError, Unreachable
 from tapewatch.errors import TapewatchError
 from tapewatch.importer import import_paths
 from tapewatch.sources import Hints
@@ -220,8 +221,9 @@ class ArchiveReport:
     unchanged: list[ArchiveFile] = field(default_factory=list)  # --recheck: same checksum as imported
     not_published: list[ArchiveFile] = field(default_factory=list)
     failed: list[tuple[ArchiveFile, str]] = field(default_factory=list)
-    not_attempted: list[ArchiveFile] = field(default_factory=list)  # venue banned first
+    not_attempted: list[ArchiveFile] = field(default_factory=list)  # venue banned or unreachable first
     banned: Banned | None = None
+    unreachable: Unreachable | None = None
 
     @property
     def rows_added(self) -> int:
@@ -230,7 +232,7 @@ class ArchiveReport:
     @property
     def complete(self) -> bool:
         """Nothing failed and nothing was left undone because of a ban."""
-        return not self.failed and not self.not_attempted and self.banned is None
+        return not self.failed and not self.not_attempted and self.banned is None and self.unreachable is None
 
 
 # -- fetching ----------------------------------------------------------------------------------
@@ -283,8 +285,8 @@ class ArchiveBackfill:
             await asyncio.gather(*(self._fetch_one(d, sem, ready) for d in fallback))
 
     async def _process(self, f: ArchiveFile, ready: asyncio.Queue) -> list[ArchiveFile]:
-        if self.http.gate.banned is not None:
-            return self._finish(f, self.report.not_attempted)
+        if self.http.gate.banned is not None or self.http.gate.down is not None:
+            return self._finish(f, self.report.not_attempted, ok=False)
         if not self.recheck and self._store_holds(f):
             self.manifest.add(Entry(f.key, day_ns(f.first), day_ns(f.end), "store", f.path))
             return self._finish(f, self.report.held)
@@ -294,16 +296,19 @@ class ArchiveBackfill:
             zip_path, digest = await self._fetch_verified(f)
         except (NotFound, _TooLarge):
             if f.period == "monthly" and f.dataset.daily:
-                self.progress.done("archive")
+                self.progress.plan("archive", -1)  # replaced by its daily files
                 return [d for d in f.days() if not self.manifest.covered(d.key, day_ns(d.first), day_ns(d.end))]
-            return self._finish(f, self.report.not_published)
+            return self._finish(f, self.report.not_published, ok=False)
         except Banned as exc:
             self.report.banned = self.report.banned or exc
-            return self._finish(f, self.report.not_attempted)
+            return self._finish(f, self.report.not_attempted, ok=False)
+        except Unreachable as exc:
+            self.report.unreachable = self.report.unreachable or exc
+            return self._finish(f, self.report.not_attempted, ok=False)
         except GiveUp as exc:
             self.report.failed.append((f, str(exc)))
-            self.progress.log(f"[red]failed[/] {exc}")
-            self.progress.done("archive")
+            self.progress.log(f"[red]failed[/] {escape(str(exc))}")
+            self.progress.missed("archive")
             return []
         if zip_path is None:
             return self._finish(f, self.report.unchanged)
@@ -316,9 +321,13 @@ class ArchiveBackfill:
         size = await self.http.size(self.url(f), f"size of {f.label()}")
         return size is not None and size > self.max_file_bytes
 
-    def _finish(self, f: ArchiveFile, bucket: list[ArchiveFile]) -> list[ArchiveFile]:
+    def _finish(self, f: ArchiveFile, bucket: list[ArchiveFile], ok: bool = True) -> list[ArchiveFile]:
+        """Put ``f`` in ``bucket``; the progress bar counts it as done only when ``ok`` (held)."""
         bucket.append(f)
-        self.progress.done("archive")
+        if ok:
+            self.progress.done("archive")
+        else:
+            self.progress.missed("archive")
         return []
 
     async def _fetch_verified(self, f: ArchiveFile) -> tuple[Path | None, str]:
@@ -366,10 +375,11 @@ class ArchiveBackfill:
                 rows, added = await asyncio.to_thread(self._import, f, zip_path, digest)
             except TapewatchError as exc:
                 self.report.failed.append((f, str(exc)))
-                self.progress.log(f"[red]failed[/] {exc}")
+                self.progress.log(f"[red]failed[/] {escape(str(exc))}")
+                self.progress.missed("archive")
             else:
                 self.report.imported.append((f, rows, added))
-            self.progress.done("archive")
+                self.progress.done("archive")
 
     def _import(self, f: ArchiveFile, zip_path: Path, digest: str) -> tuple[int, int]:
         hints = Hints(exchange=VENUE, market=f.market, symbol=f.symbol, interval=f.interval)

@@ -35,6 +35,7 @@ from typing import Any
 
 from tapewatch.backfill.retry import RetryPolicy
 from tapewatch.errors import TapewatchError
+from tapewatch.names import exchange_name
 from tapewatch.tomlfile import read_toml
 
 ARCHIVE_URL = "https://data.binance.vision"
@@ -87,7 +88,7 @@ def config_from_dict(data: dict[str, Any], origin: str = "config") -> BackfillCo
     _only(retry_t, {f.name for f in fields(RetryPolicy)}, f"{origin} [retry]")
     venues: dict[str, VenueConfig] = {}
     for name, table in _table(data, "venues", origin).items():
-        where = f"{origin} [venues.{name}]"
+        where = f"{origin} [venues.{exchange_name(name, f'{origin} [venues]')}]"
         if not isinstance(table, dict):
             raise TapewatchError(f"{where} must be a table")
         _only(table, {f.name for f in fields(VenueConfig)}, where)

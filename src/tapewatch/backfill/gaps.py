@@ -20,7 +20,7 @@ import duckdb
 from rich.table import Table
 
 from tapewatch.backfill.manifest import Manifest, Range, SeriesKey, subtract
-from tapewatch.schemas import KINDS
+from tapewatch.schemas import RECORD_KINDS
 from tapewatch.store import NS_PER_DAY, Store
 from tapewatch.timeutil import interval_ns, ns_to_iso
 
@@ -72,7 +72,7 @@ def series_status(store: Store, manifest: Manifest | None = None, kinds: tuple[s
     manifest = manifest or Manifest.load(store.root)
     out: list[SeriesStatus] = []
     with duckdb.connect() as con:
-        for kind in kinds or tuple(KINDS):
+        for kind in kinds or RECORD_KINDS:
             files = store.files(kind)
             if not files:
                 continue

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import aiohttp
 
-from tapewatch.backfill.retry import HTTPStatusError, NotFound, Retrier, TransientError, VenueGate, check_status
+from tapewatch.backfill.retry import (
+    HTTPStatusError, NotFound, Retrier, TransientError, Unreachable, VenueGate, check_status, unreachable_reason,
+)
 
 CHUNK = 1 << 16
 USER_AGENT = "tapewatch-backfill"
@@ -40,14 +42,21 @@ def part_path(dest: Path) -> Path:
 
 
 @asynccontextmanager
-async def transport_errors(url: str) -> AsyncIterator[None]:
-    """Turn aiohttp's connection-level failures into TransientError naming the URL."""
+async def transport_errors(url: str, venue: str) -> AsyncIterator[None]:
+    """Turn aiohttp's connection-level failures into TransientError naming the URL, or into
+    Unreachable (of ``venue``) when the host cannot be reached at all."""
     try:
         yield
     except aiohttp.ClientPayloadError as exc:
         raise TransientError(f"truncated body from {url} ({exc})") from exc
     except aiohttp.ServerDisconnectedError as exc:
         raise TransientError(f"connection dropped by {url}") from exc
+    except aiohttp.ClientConnectorError as exc:
+        reason = unreachable_reason(exc)
+        if reason is not None:
+            port = "" if exc.port in (80, 443, None) else f":{exc.port}"  # as the URL spells the host
+            raise Unreachable(venue, f"{exc.host}{port}", reason) from exc
+        raise TransientError(f"connection to {url} failed ({exc})") from exc
     except aiohttp.ClientConnectionError as exc:
         raise TransientError(f"connection to {url} failed ({exc})") from exc
     except (asyncio.TimeoutError, TimeoutError) as exc:
@@ -98,7 +107,7 @@ class HttpClient:
         """The body of ``url`` as text, retried under the policy; NotFound when it is not published."""
 
         async def once() -> str:
-            async with transport_errors(url), self.session.get(url) as resp:
+            async with transport_errors(url, self.venue), self.session.get(url) as resp:
                 body = await resp.text(errors="replace")
                 self._check(resp, url, body)
                 return body
@@ -109,7 +118,7 @@ class HttpClient:
         """``Content-Length`` of ``url`` from a HEAD request (None if the server does not say)."""
 
         async def once() -> int | None:
-            async with transport_errors(url), self.session.head(url) as resp:
+            async with transport_errors(url, self.venue), self.session.head(url) as resp:
                 self._check(resp, url)
                 return resp.content_length
 
@@ -124,7 +133,7 @@ class HttpClient:
             offset = part.stat().st_size if part.exists() else 0
             digest = _hash_file(part) if offset else hashlib.sha256()
             headers = {"Range": f"bytes={offset}-"} if offset else {}
-            async with transport_errors(url), self.session.get(url, headers=headers) as resp:
+            async with transport_errors(url, self.venue), self.session.get(url, headers=headers) as resp:
                 if resp.status == 416:  # what we hold is not a prefix of the file any more
                     part.unlink(missing_ok=True)
                     raise TransientError(f"{url}: the partial download no longer matches; starting again")

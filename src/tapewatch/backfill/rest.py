@@ -36,11 +36,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import polars as pl
+from rich.markup import escape
 
 from tapewatch.backfill.config import BackfillConfig, VenueConfig
 from tapewatch.backfill.manifest import Entry, Manifest, Range, SeriesKey
 from tapewatch.backfill.progress import BackfillProgress
-from tapewatch.backfill.retry import Banned, GiveUp, HTTPStatusError, Retrier, RetryPolicy, TransientError, VenueGate, check_status
+from tapewatch.backfill.retry import (
+    Banned, GiveUp, HTTPStatusError, Retrier, RetryPolicy, TransientError, Unreachable, VenueGate, check_status,
+    unreachable_reason,
+)
 from tapewatch.errors import TapewatchError
 from tapewatch.store import Store
 from tapewatch.timeutil import NS_PER, interval_ns, ns_to_iso
@@ -179,9 +183,10 @@ def make_exchange(venue: Venue, cfg: VenueConfig, policy: RetryPolicy) -> Any:
     return _instrumented(cls, venue.name)(conf)
 
 
-async def _ccxt_call(fn: Callable[[], Any]) -> Any:
-    """Await a ccxt call, turning ccxt's transport failures into TransientError and its other
-    errors into HTTPStatusError (not retried)."""
+async def _ccxt_call(fn: Callable[[], Any], venue: str) -> Any:
+    """Await a ccxt call, turning ccxt's transport failures into TransientError (Unreachable for
+    ``venue`` when its host cannot be reached at all) and its other errors into HTTPStatusError
+    (not retried)."""
     import aiohttp
     import ccxt.async_support as ccxt_async
 
@@ -190,6 +195,10 @@ async def _ccxt_call(fn: Callable[[], Any]) -> Any:
     except TapewatchError:
         raise
     except ccxt_async.NetworkError as exc:
+        reason = unreachable_reason(exc)
+        if reason is not None:  # ccxt's message is "<id> <METHOD> <url>"
+            url = next((w for w in str(exc).split() if "://" in w), "")
+            raise Unreachable(venue, urlsplit(url).netloc or "its API", reason) from exc
         raise TransientError(f"{type(exc).__name__}: {exc}") from exc
     except ccxt_async.BaseError as exc:
         if isinstance(exc.__cause__, aiohttp.ClientPayloadError):
@@ -248,6 +257,7 @@ class RestReport:
     windows: int = 0
     missing: list[tuple[SeriesKey, list[Range], str]] = field(default_factory=list)  # series, ranges, why
     banned: dict[str, Banned] = field(default_factory=dict)
+    unreachable: dict[str, Unreachable] = field(default_factory=dict)
 
 
 def settle_ns(key: SeriesKey) -> int:
@@ -291,28 +301,31 @@ class RestBackfill:
         ex = self.exchange_factory(venue, self.config.venue(venue.name), self.retrier.policy)
         try:
             try:
-                await self.retrier.run(lambda: _ccxt_call(ex.load_markets), what=f"{venue.name} market list", gate=gate)
-            except (GiveUp, Banned) as exc:
+                await self.retrier.run(lambda: _ccxt_call(ex.load_markets, venue.name), what=f"{venue.name} market list",
+                                       gate=gate)
+            except (GiveUp, Banned, Unreachable) as exc:
                 self._give_up_all(venue, tasks, exc)
                 return
             for i, task in enumerate(tasks):
                 try:
                     await self._series(ex, gate, task)
-                except Banned as exc:
+                except (Banned, Unreachable) as exc:
                     self._give_up_all(venue, tasks[i:], exc)
                     return
         finally:
             await ex.close()
 
-    def _give_up_all(self, venue: Venue, tasks: list[RestTask], exc: GiveUp | Banned) -> None:
+    def _give_up_all(self, venue: Venue, tasks: list[RestTask], exc: GiveUp | Banned | Unreachable) -> None:
         if isinstance(exc, Banned):
             self.report.banned[venue.name] = exc
-        why = str(exc) if isinstance(exc, Banned) else f"{exc.reason} (gave up after {exc.attempts} attempts)"
+        if isinstance(exc, Unreachable):
+            self.report.unreachable[venue.name] = exc
+        why = f"{exc.reason} (gave up after {exc.attempts} attempts)" if isinstance(exc, GiveUp) else str(exc)
         for t in tasks:
             left = self.manifest.uncovered(t.key, t.start, t.end)
             if left:
                 self.report.missing.append((t.key, left, why))
-                self.progress.done("rest", sum(1 for _ in windows(t, self.manifest)))
+                self.progress.missed("rest", sum(1 for _ in windows(t, self.manifest)))
 
     async def _series(self, ex: Any, gate: VenueGate, task: RestTask) -> None:
         src = task.source
@@ -324,13 +337,14 @@ class RestBackfill:
         for n, (a, b) in enumerate(todo):
             what = f"{task.key.label()} {ns_to_iso(a)} → {ns_to_iso(b)} (ccxt {ex.id}.{src.method})"
             try:
-                items = await self.retrier.run(lambda: _ccxt_call(lambda: self._fetch(ex, src, task, symbol, a, b)),
-                                               what=what, gate=gate)
+                items = await self.retrier.run(
+                    lambda: _ccxt_call(lambda: self._fetch(ex, src, task, symbol, a, b), task.key.venue),
+                    what=what, gate=gate)
             except GiveUp as exc:
                 left = self.manifest.uncovered(task.key, a, task.end)
                 self.report.missing.append((task.key, left, f"{exc.reason} (gave up after {exc.attempts} attempts)"))
-                self.progress.log(f"[red]failed[/] {exc}")
-                self.progress.done("rest", len(todo) - n)
+                self.progress.log(f"[red]failed[/] {escape(str(exc))}")
+                self.progress.missed("rest", len(todo) - n)
                 return
             rows = to_rows(task.key, items, ex.market(symbol), a, b)
             written = await asyncio.to_thread(self.store.write, task.key.kind, rows)

@@ -7,6 +7,10 @@
   the body).
 * HTTP 5xx and 408, timeouts, dropped connections, truncated bodies: retried with exponential
   backoff and jitter, at most ``max_attempts`` times.
+* A host name that does not resolve, a refused connection, no route to the network: the venue
+  is unreachable (offline, a wrong base URL). Not retried, and nothing more is sent to that
+  venue in this run, so an offline run ends in seconds with one message instead of retrying
+  every file.
 * Everything else is not retried.
 
 When retries run out, :class:`GiveUp` names what is missing. Nothing here writes data, so
@@ -16,8 +20,10 @@ what was stored before a failure stays valid.
 from __future__ import annotations
 
 import asyncio
+import errno
 import random
 import re
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -84,6 +90,41 @@ class Banned(TapewatchError):
         if self.until is None:
             return "the ban's end was not given; wait before trying again"
         return f"the ban lasts until {fmt_epoch(self.until)}"
+
+
+class Unreachable(TapewatchError):
+    """The venue's host cannot be reached at all (name not resolved, connection refused, no route):
+    stop talking to that venue for this run. ``host`` as ``name:port``."""
+
+    def __init__(self, venue: str, host: str, reason: str) -> None:
+        self.venue = venue
+        self.host = host
+        self.reason = reason
+        super().__init__(f"cannot reach {venue} at {host}: {reason}")
+
+
+# errno values of a connect that cannot succeed by waiting a few seconds, in words
+_UNREACHABLE_ERRNOS = {errno.ECONNREFUSED: "connection refused", errno.ENETUNREACH: "network unreachable",
+                       errno.EHOSTUNREACH: "no route to host", errno.EADDRNOTAVAIL: "address not available"}
+
+
+def unreachable_reason(exc: BaseException) -> str | None:
+    """Why ``exc`` (or an exception it was raised from) says the host cannot be reached, or None.
+
+    A failed name lookup (``socket.gaierror``) or a connect refused / without a route; timeouts
+    and dropped connections are not (they are retried).
+    """
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, socket.gaierror):
+            return f"the host name does not resolve ({e.strerror or e}): no network, or a wrong URL"
+        if isinstance(e, OSError) and e.errno in _UNREACHABLE_ERRNOS:
+            return f"{_UNREACHABLE_ERRNOS[e.errno]}: no network, the venue is down, or a wrong URL"
+        os_error = getattr(e, "os_error", None)  # aiohttp.ClientConnectorError keeps the OSError aside
+        e = os_error if isinstance(os_error, OSError) and id(os_error) not in seen else (e.__cause__ or e.__context__)
+    return None
 
 
 class NotFound(TapewatchError):
@@ -167,12 +208,15 @@ class VenueGate:
 
     venue: str
     banned: Banned | None = None
+    down: Unreachable | None = None  # the venue could not be reached: nothing more is tried
     _resume_at: float = 0.0  # time.monotonic()
 
     def check(self) -> None:
-        """Raise the venue's ban, if any."""
+        """Raise the venue's ban, or that it is unreachable, if so."""
         if self.banned is not None:
             raise self.banned
+        if self.down is not None:
+            raise self.down
 
     def pause(self, seconds: float) -> None:
         """No request to this venue before ``seconds`` from now."""
@@ -198,8 +242,8 @@ class Retrier:
     on_retry: Callable[[str, Exception, float], None] | None = None
 
     async def run(self, fn: Callable[[], Awaitable[T]], *, what: str, gate: VenueGate) -> T:
-        """``await fn()`` until it succeeds. Banned bans the gate and NotFound is re-raised
-        as is; other failures end in GiveUp naming ``what``."""
+        """``await fn()`` until it succeeds. Banned bans the gate, Unreachable marks it down (both
+        re-raised at once, as is NotFound); other failures end in GiveUp naming ``what``."""
         attempt = 0
         while True:
             attempt += 1
@@ -208,6 +252,9 @@ class Retrier:
                 return await fn()
             except Banned as exc:
                 gate.banned = gate.banned or exc
+                raise
+            except Unreachable as exc:
+                gate.down = gate.down or exc
                 raise
             except RateLimited as exc:
                 wait = exc.retry_after if exc.retry_after is not None else self.policy.backoff(attempt, self.rng)

@@ -26,6 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from tapewatch.backfill.archive import (
     DATASETS, KLINE_INTERVALS, VENUE as ARCHIVE_VENUE, ArchiveBackfill, ArchiveFile, ArchiveReport,
@@ -191,11 +192,38 @@ class BackfillReport:
         """True when nothing failed, nothing was left for a ban, and no REST range is missing."""
         return self.archive.complete and not self.rest.missing and not self.rest.banned
 
+    @property
+    def offline(self) -> bool:
+        """True when every failure is a venue that could not be reached (no network, a wrong URL)."""
+        venues_down = set(self.rest.unreachable)
+        return bool(self.archive.unreachable or venues_down) and not self.archive.failed \
+            and self.archive.banned is None and not self.rest.banned \
+            and all(key.venue in venues_down for key, _, _ in self.rest.missing)
+
+    @property
+    def fetched_nothing(self) -> bool:
+        """True when no archive file was imported and no REST page came back."""
+        return not self.archive.imported and not self.rest.windows
+
+    def offline_line(self) -> str:
+        """All unreachable venues in one line: hosts grouped by reason, and what was not fetched."""
+        down = [u for u in (self.archive.unreachable, *self.rest.unreachable.values()) if u is not None]
+        by_reason: dict[str, list[str]] = {}
+        for u in down:
+            by_reason.setdefault(u.reason, []).append(u.host)
+        reach = "; ".join(f"cannot reach {', '.join(dict.fromkeys(hosts))}: {why}" for why, hosts in by_reason.items())
+        left = [f"{len(self.archive.not_attempted)} archive files"] if self.archive.not_attempted else []
+        left += [f"{len(self.rest.missing)} REST series"] if self.rest.missing else []
+        return f"{reach}; not fetched: {' and '.join(left) or 'nothing'} (what the store holds stays; run again to resume)"
+
     def problems(self) -> list[str]:
-        """One clear line per failure, each naming what is missing."""
+        """One clear line per failure, each naming what is missing (one line in all when offline)."""
+        if self.offline:
+            return [self.offline_line()]
         out = [msg for _, msg in self.archive.failed]
-        if self.archive.banned is not None:
-            out.append(f"{self.archive.banned}; not fetched: {describe_files(self.archive.not_attempted)}")
+        for stop in (self.archive.banned, self.archive.unreachable):
+            if stop is not None:
+                out.append(f"{stop}; not fetched: {describe_files(self.archive.not_attempted)}")
         for key, ranges, reason in self.rest.missing:
             out.append(f"missing {key.label()} {describe_ranges(ranges)}: {reason}")
         return out
@@ -262,7 +290,8 @@ async def backfill_async(
     report = BackfillReport(plan)
     with BackfillProgress(console) as progress:
         retrier = replace(retrier or Retrier(config.retry),
-                          on_retry=lambda what, err, wait: progress.log(f"[yellow]retrying[/] in {wait:.1f}s: {err}"))
+                          on_retry=lambda what, err, wait: progress.log(f"[yellow]retrying[/] in {wait:.1f}s: "
+                                                                        f"{escape(str(err))}"))
         if plan.archive:
             gate = VenueGate("binance archive")
             async with HttpClient("binance archive", retrier, gate) as http:

@@ -14,8 +14,9 @@ from tapewatch.backfill.gaps import gaps_table, series_status
 from tapewatch.backfill.run import BackfillReport, BackfillRequest, parse_list, run_backfill
 from tapewatch.commands.common import DEFAULT_STORE_PATH, EndOpt, StoreOpt, console, err_console, friendly
 from tapewatch.book.derive import book_sync_status
-from tapewatch.commands.data import inventory_table, missing_lines
+from tapewatch.commands.data import coverage_table, inventory_table, missing_lines
 from tapewatch.errors import TapewatchError
+from tapewatch.names import flag_exchange, flag_symbol, interval_name
 from tapewatch.store import Store
 from tapewatch.timeutil import parse_time
 
@@ -52,8 +53,8 @@ def backfill_cmd(
     if concurrency is not None:
         cfg = replace(cfg, concurrency=concurrency)
     req = BackfillRequest(
-        exchange=exchange, symbol=symbol, start=parse_time(start), end=parse_time(end) if end else None,
-        markets=parse_list(market), kinds=parse_list(kinds), interval=interval, recheck=recheck,
+        exchange=flag_exchange(exchange) or "", symbol=flag_symbol(symbol) or "", start=parse_time(start), end=parse_time(end) if end else None,
+        markets=parse_list(market), kinds=parse_list(kinds), interval=interval_name(interval, "--interval"), recheck=recheck,
     )
     st = Store(store)
     report = run_backfill(req, st, cfg, err_console if progress else None)
@@ -79,6 +80,7 @@ def status_cmd(
     """What the store holds: per kind, venue, market and symbol its rows and time range, and its gaps."""
     st = Store(store)
     console.print(inventory_table(st))
+    console.print(coverage_table(st))
     for key, spans in book_sync_status(st):
         for line in missing_lines(key, spans):
             console.print(f"[yellow]no depth:[/] {line}", highlight=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -10,12 +12,27 @@ from typing import Annotated, ParamSpec, TypeVar
 import polars as pl
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tapewatch.errors import TapewatchError
 from tapewatch.store import DEFAULT_STORE
 
-console = Console()
-err_console = Console(stderr=True)
+# stdout piped or captured: Rich would squeeze tables into $COLUMNS or 80 columns and crop numbers
+# (100,888.…); a pipe has no width, so give tables room. A terminal is measured as usual.
+PIPE_WIDTH = 160
+
+
+def _stdout_width() -> int | None:
+    if sys.stdout.isatty():
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    return max(PIPE_WIDTH, int(columns) if columns.isdigit() else 0)
+
+
+console = Console(width=_stdout_width())
+# messages on stderr are never wrapped (Rich wraps at 80 columns when stderr is not a terminal):
+# one error, one line, whatever the length of the path in it
+err_console = Console(stderr=True, soft_wrap=True)
 
 StoreOpt = Annotated[
     Path,
@@ -31,6 +48,8 @@ StartOpt = Annotated[str | None, typer.Option("--start", help="First time, UTC I
 EndOpt = Annotated[str | None, typer.Option("--end", help="End time, UTC ISO-8601, exclusive.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Write the table to FILE.csv or FILE.parquet.")]
 
+STORE_CONFIG = "tapewatch.toml"  # the config a store carries (`tapewatch demo` writes it)
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -43,7 +62,7 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except TapewatchError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]: what was written before stays valid; re-run to continue")
@@ -63,3 +82,17 @@ def write_table(df: pl.DataFrame, out: Path) -> None:
     else:
         raise TapewatchError(f"--out must end in .csv or .parquet, got {out.name!r}")
 
+
+
+def resolve_config(config: Path | None, store: Path) -> tuple[Path | None, str]:
+    """The config file a command uses and a phrase naming it.
+
+    Order: ``--config`` (or ``$TAPEWATCH_CONFIG``, which Typer puts in the same option), then
+    ``<store>/tapewatch.toml``, then the package defaults (None).
+    """
+    if config is not None:
+        return config, str(config)
+    in_store = store / STORE_CONFIG
+    if in_store.is_file():
+        return in_store, f"{in_store} (the store's config)"
+    return None, "defaults (tapewatch/default_config.toml)"

@@ -8,16 +8,20 @@ from typing import Annotated
 import polars as pl
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 from rich.table import Table
 
+from tapewatch import coverage
+from tapewatch.backfill.gaps import fmt_span
 from tapewatch.bars import bars_from_store
 from tapewatch.commands.common import (
     DEFAULT_STORE_PATH, EndOpt, OutOpt, StartOpt, StoreOpt, console, err_console, friendly, write_table,
 )
+from tapewatch.display import fmt_number
 from tapewatch.importer import FileResult, ImportReport, expand, import_files
+from tapewatch.names import flag_exchange, flag_symbol, interval_name, market_name
 from tapewatch.sources import Hints
 from tapewatch.store import Store
-from tapewatch.symbols import check_market
 from tapewatch.timeutil import ns_to_iso, parse_time
 
 
@@ -36,14 +40,15 @@ def import_cmd(
     traffic. Re-importing a file changes nothing. A malformed file is reported (file, row,
     reason) and nothing from it is written.
     """
-    if market:
-        check_market(market)
-    hints = Hints(exchange=exchange, market=market, symbol=symbol, interval=interval)
+    hints = Hints(
+        exchange=flag_exchange(exchange), market=market and market_name(market, "--market"),
+        symbol=flag_symbol(symbol), interval=interval and interval_name(interval, "--interval"),
+    )
     files = expand(paths)
     st = Store(store)
     with Progress(
         TextColumn("[bold]importing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-        TimeElapsedColumn(), console=err_console, transient=True,
+        TimeElapsedColumn(), console=err_console, transient=True, disable=not err_console.is_terminal,
     ) as progress:
         task = progress.add_task("", total=len(files))
 
@@ -75,7 +80,8 @@ def print_import_report(report: ImportReport, store: Store) -> None:
     for res in report.skipped:
         console.print(f"[yellow]skipped[/] {res.path}: {res.skipped}", highlight=False)
     for res in report.errors:
-        err_console.print(f"[bold red]error:[/] {res.error} — nothing from this file was written", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(res.error))} — nothing from this file was written",
+                          highlight=False)
     total = sum(sum(r.added.values()) for r in report.files)
     console.print(
         f"{len(report.imported)} imported, {len(report.skipped)} skipped, {len(report.errors)} failed; "
@@ -129,7 +135,9 @@ def bars_cmd(
     store: StoreOpt = DEFAULT_STORE_PATH,
 ) -> None:
     """Bars from stored trades (taker buy/sell from the aggressor side) or by resampling finer bars."""
-    check_market(market)
+    exchange, symbol = flag_exchange(exchange) or "", flag_symbol(symbol) or ""
+    market_name(market, "--market")
+    interval_name(interval, "--interval")
     st = Store(store)
     lo = parse_time(start) if start else None
     hi = parse_time(end) if end else None
@@ -145,26 +153,32 @@ def bars_cmd(
         console.print(bars_summary(bars, f"{exchange} {market} {symbol} {interval}"))
 
 
-def bars_summary(bars: pl.DataFrame, title: str) -> Table:
-    """A short Rich table: range, count, last bars with taker split (— where the venue gives none)."""
+def bars_summary(bars: pl.DataFrame, title: str, rows: int = 5) -> Table:
+    """A short Rich table: range, count, the last ``rows`` bars with taker split (— where the venue
+    gives none); the caption says how many of the bars built are shown. Times are UTC bar opens,
+    with seconds when any bar starts off the minute (sub-minute bars)."""
+    time_fmt = "%Y-%m-%d %H:%M:%S" if bars.height and (bars["ts"].dt.second() != 0).any() else "%Y-%m-%d %H:%M"
     t = Table(title=f"{title}: {bars.height:,} bars"
-              + (f", {bars['ts'].min():%Y-%m-%d %H:%M} → {bars['ts'].max():%Y-%m-%d %H:%M} UTC" if bars.height else ""),
+              + (f", {bars['ts'].min():{time_fmt}} → {bars['ts'].max():{time_fmt}} UTC" if bars.height else ""),
               title_justify="left")
     cols = ["ts", "open", "high", "low", "close", "volume", "taker_buy_volume", "taker_sell_volume", "quote_volume", "trades"]
     for c in cols:
         t.add_column(c, justify="left" if c == "ts" else "right")
-    for row in bars.tail(5).iter_rows(named=True):
-        t.add_row(*[_fmt(row[c]) for c in cols])
+    for row in bars.tail(rows).iter_rows(named=True):
+        t.add_row(*[_fmt(row[c], time_fmt) for c in cols])
+    if bars.height > rows:
+        t.caption = f"showing the last {rows} of {bars.height:,} bars; --out FILE.csv writes them all"
+        t.caption_justify = "left"
     return t
 
 
-def _fmt(v: object) -> str:
+def _fmt(v: object, time_fmt: str) -> str:
     if v is None:
         return "—"
     if isinstance(v, float):
-        return f"{v:,.4f}".rstrip("0").rstrip(".") if abs(v) < 1e6 else f"{v:,.0f}"
+        return fmt_number(v)
     if hasattr(v, "strftime"):
-        return v.strftime("%Y-%m-%d %H:%M")  # type: ignore[union-attr]
+        return v.strftime(time_fmt)  # type: ignore[union-attr]
     return str(v)
 
 
@@ -178,4 +192,22 @@ def inventory_table(store: Store) -> Table:
                   f"{r['first']:%Y-%m-%d %H:%M:%S}", f"{r['last']:%Y-%m-%d %H:%M:%S}", str(r["days"]))
     if inv.is_empty():
         t.caption = "empty: run `tapewatch import PATH` or `tapewatch demo`"
+    return t
+
+
+def coverage_table(store: Store, listed: int = 3) -> Table:
+    """Per stream (market and source: trades or bars of one interval) what the store holds
+    completely: first and last covered time, covered time, and the holes between covered spans."""
+    t = Table(title="coverage: spans held completely (bars are built from trades only inside them)",
+              title_justify="left")
+    for c in ("exchange", "market", "symbol", "source", "from (UTC)", "to (UTC)", "covered", "holes", "largest holes"):
+        t.add_column(c, justify="right" if c == "holes" else "left", overflow="fold")
+    for cov in coverage.summary(store):
+        holes = cov.holes
+        largest = sorted(holes, key=lambda h: (h[0] - h[1], h[0]))[:listed]
+        t.add_row(cov.exchange, cov.market, cov.symbol, cov.source, ns_to_iso(int(cov.starts[0])),
+                  ns_to_iso(int(cov.ends[-1])), fmt_span(cov.covered_ns), f"{len(holes):,}" if holes else "none",
+                  "\n".join(f"{ns_to_iso(a)} → {ns_to_iso(b)} ({fmt_span(b - a)})" for a, b in largest))
+    if not t.row_count:
+        t.caption = "no coverage recorded: data imported with `tapewatch import` records what each file holds"
     return t

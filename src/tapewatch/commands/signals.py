@@ -12,11 +12,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from tapewatch.commands.common import (
-    DEFAULT_STORE_PATH, EndOpt, OutOpt, StartOpt, StoreOpt, console, friendly, write_table,
+    DEFAULT_STORE_PATH, EndOpt, OutOpt, StartOpt, StoreOpt, console, friendly, resolve_config, write_table,
 )
 from tapewatch.config import Config, load_config
 from tapewatch.detector import policy_text
+from tapewatch.display import fmt_number
 from tapewatch.errors import TapewatchError
+from tapewatch.names import base_name, interval_name
 from tapewatch.scan import render, scan
 from tapewatch.signals.compute import compute_signals
 from tapewatch.store import open_store
@@ -25,11 +27,13 @@ from tapewatch.study.wiring import track_records
 from tapewatch.timeutil import parse_time
 
 SymbolOpt = Annotated[str, typer.Option("--symbol", help="Base asset, e.g. BTC (markets are set in the config).")]
-IntervalOpt = Annotated[str, typer.Option("--interval", help="Bar interval: 1m, 5m, 15m, 1h, 4h, 1d …")]
+IntervalOpt = Annotated[str | None, typer.Option(
+    "--interval", help="Bar interval: 1m, 5m, 15m, 1h, 4h, 1d … (default: the config's `interval`, 5m).")]
 ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", envvar="TAPEWATCH_CONFIG",
-                 help="TOML file of signal / detector parameters (defaults: tapewatch/default_config.toml)."),
+                 help="TOML file of signal / detector parameters (else <store>/tapewatch.toml, else "
+                      "tapewatch/default_config.toml)."),
 ]
 SHOWN = [
     "ts", "close", "spot_net_taker", "premium_index", "book_ratio_2", "oi_change_pct",
@@ -37,14 +41,15 @@ SHOWN = [
 ]
 
 
-def _config(path: Path | None) -> tuple[Config, str]:
-    return (load_config(path), str(path)) if path is not None else (Config(), "defaults")
+def _config(path: Path | None, store: Path) -> tuple[Config, str]:
+    path, source = resolve_config(path, store)
+    return load_config(path), source
 
 
 @friendly
 def signals_cmd(
     symbol: SymbolOpt = "BTC",
-    interval: IntervalOpt = "5m",
+    interval: IntervalOpt = None,
     start: StartOpt = None,
     end: EndOpt = None,
     out: OutOpt = None,
@@ -55,9 +60,11 @@ def signals_cmd(
     """Factor values and conditions per bar. A row stamped t (bar open, UTC) uses data up to t + interval."""
     if out is not None and out.suffix.lower() not in (".csv", ".parquet"):
         raise TapewatchError(f"--out must end in .csv or .parquet, got {out.name!r}")
-    cfg, source = _config(config)
+    symbol = base_name(symbol)
+    cfg, source = _config(config, store)
+    interval = interval_name(interval or cfg.interval, "--interval")
     sig = compute_signals(
-        open_store(store), symbol, interval,
+        open_store(store), symbol, interval or cfg.interval,
         parse_time(start) if start else None, parse_time(end) if end else None, cfg,
     )
     table = sig.table(all_columns)
@@ -84,7 +91,7 @@ def signals_cmd(
 @friendly
 def scan_cmd(
     symbol: SymbolOpt = "BTC",
-    interval: IntervalOpt = "5m",
+    interval: IntervalOpt = None,
     lookback: Annotated[str, typer.Option("--lookback", help="How far back to list events, e.g. 1d, 7d.")] = "7d",
     end: EndOpt = None,
     events: Annotated[int, typer.Option("--events", min=0, help="Most recent events to show.")] = 10,
@@ -93,15 +100,17 @@ def scan_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
 ) -> None:
     """Verdict for the latest closed bar: each factor, its threshold, whether it holds and why."""
-    cfg, settings = load_settings(config)
-    source = str(config) if config is not None else "defaults"
+    symbol = base_name(symbol)
+    path, source = resolve_config(config, store)
+    cfg, settings = load_settings(path)
+    interval = interval_name(interval or cfg.interval, "--interval")
     st = open_store(store)
     end_ns = parse_time(end) if end else None
     verdict = scan(st, symbol, interval, lookback, end_ns, cfg, source, max_events=events)
-    if verdict.events:  # every event carries this configuration's record on the stored history
+    if verdict.events:  # every event carries this configuration's record as known before it
         records = track_records(st, symbol, interval, cfg, settings, end_ns)
         for e in verdict.events:
-            e.annotations["track record"] = records[e.side].describe()
+            e.annotations["track record"] = records.at(e.side, e.ts).describe()
     if as_json:
         typer.echo(json.dumps(verdict.to_dict(), indent=2, default=str))
     else:
@@ -109,20 +118,24 @@ def scan_cmd(
 
 
 def frame_table(table: pl.DataFrame, columns: list[str], rows: int = 12) -> Table:
-    """The last ``rows`` bars of a signals table, ``columns`` only, as a Rich table."""
+    """The last ``rows`` bars of a signals table, ``columns`` only, as a Rich table (times with
+    seconds when any bar starts off the minute)."""
     t = Table(header_style="bold", pad_edge=False)
     for c in columns:
         t.add_column(c, overflow="fold")
-    for r in table.select(columns).tail(rows).iter_rows():
-        t.add_row(*[_cell(x) for x in r])
+    shown = table.select(columns).tail(rows)
+    off_minute = "ts" in shown.columns and shown.height and (shown["ts"].dt.second() != 0).any()
+    time_fmt = "%Y-%m-%d %H:%M:%S" if off_minute else "%Y-%m-%d %H:%M"
+    for r in shown.iter_rows():
+        t.add_row(*[_cell(x, time_fmt) for x in r])
     return t
 
 
-def _cell(x: object) -> str:
+def _cell(x: object, time_fmt: str) -> str:
     if x is None:
         return "–"
     if isinstance(x, float):
-        return "NaN" if x != x else f"{x:,.4g}"
+        return fmt_number(x)
     if hasattr(x, "strftime"):
-        return x.strftime("%Y-%m-%d %H:%M")  # type: ignore[attr-defined]
+        return x.strftime(time_fmt)  # type: ignore[attr-defined]
     return str(x)

@@ -11,35 +11,52 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from tapewatch.commands.common import DEFAULT_STORE_PATH, EndOpt, StartOpt, StoreOpt, console, friendly
+from tapewatch.commands.common import (
+    DEFAULT_STORE_PATH, EndOpt, StartOpt, StoreOpt, console, friendly, resolve_config,
+)
+from tapewatch.config import Config
+from tapewatch.detector import policy_text
+from tapewatch.errors import TapewatchError
+from tapewatch.names import base_name, interval_name
 from tapewatch.report import write_report
 from tapewatch.store import open_store
-from tapewatch.study.result import PeriodStats, StudyResult, format_params, p_text, pct, pct_range
+from tapewatch.study.result import PeriodStats, StudyResult, p_text, pct, pct_range, sweep_summary
 from tapewatch.study.run import Study, run_study
 from tapewatch.study.settings import load_settings
 from tapewatch.study.sweep import load_grid
-from tapewatch.study.wiring import DetectorStudy, prepare
+from tapewatch.study.wiring import DetectorStudy, explain_events, prepare
 from tapewatch.timeutil import parse_time
 
 SymbolOpt = Annotated[str, typer.Option("--symbol", help="Base asset, e.g. BTC (markets are set in the config).")]
-IntervalOpt = Annotated[str, typer.Option("--interval", help="Bar interval: 1m, 5m, 15m, 1h …")]
+IntervalOpt = Annotated[str | None, typer.Option(
+    "--interval", help="Bar interval: 1m, 5m, 15m, 1h … (default: the config's `interval`, 5m).")]
 ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", envvar="TAPEWATCH_CONFIG",
                  help="TOML file: signal / detector parameters, and the [study] table (horizons, label, "
-                      "bootstrap draws, split)."),
+                      "bootstrap draws, split); else <store>/tapewatch.toml, else the defaults."),
 ]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Bootstrap seed (default: study.seed, 0).")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the rotation and bootstrap draws (default: study.seed, 0).")]
 
 
-def _run(store: Path, symbol: str, interval: str, start: str | None, end: str | None, config: Path | None,
-         sweep: Path | None, seed: int | None) -> tuple[DetectorStudy, Study]:
-    cfg, settings = load_settings(config)
+def _run(store: Path, symbol: str, interval: str | None, start: str | None, end: str | None, config: Path | None,
+         sweep: Path | None, seed: int | None) -> tuple[DetectorStudy, Study, Config]:
+    symbol = base_name(symbol)
+    path, source = resolve_config(config, store)
+    cfg, settings = load_settings(path)
+    interval = interval_name(interval or cfg.interval, "--interval")
+    console.print(f"config: {escape(source)} · {symbol} · {interval} bars", highlight=False)
+    console.print(f"detector: {escape(policy_text(cfg))}", highlight=False)
     grid = load_grid(sweep) if sweep is not None else [{}]
     ds = prepare(open_store(store), symbol, interval, parse_time(start) if start else None,
                  parse_time(end) if end else None, cfg, grid)
-    study = run_study(ds.bars, ds.event_fn, settings, ds.cooldown_ns, grid, seed, _inputs(ds, config, sweep))
-    return ds, _with_unknown(study, ds)
+    if ds.blocked and all(n == len(ds.bars) for n in ds.unknown.values()):
+        raise TapewatchError(
+            f"the detector could not tell on any of the {len(ds.bars):,} {interval} bars of {ds.base}: required "
+            f"{', '.join(ds.blocked)}; choose an --interval (or --start/--end) where these inputs exist "
+            "(tapewatch status lists them) or a config whose detector.required leaves them out")
+    study = run_study(ds.bars, ds.event_fn, settings, ds.cooldown_ns, grid, seed, _inputs(ds, cfg, source, sweep))
+    return ds, _with_unknown(study, ds), cfg
 
 
 def _with_unknown(study: Study, ds: DetectorStudy) -> Study:
@@ -54,26 +71,30 @@ def _with_unknown(study: Study, ds: DetectorStudy) -> Study:
     return dataclasses.replace(study, result=dataclasses.replace(study.result, verdict=study.result.verdict + extra))
 
 
-def _inputs(ds: DetectorStudy, config: Path | None, sweep: Path | None) -> dict[str, object]:
-    """What the result records about where its inputs came from."""
-    return {"symbol": ds.base, "config": str(config) if config else "defaults", "grid": str(sweep) if sweep else None,
-            "missing_inputs": list(ds.missing), "detector_unknown_bars": ds.unknown}
+def _inputs(ds: DetectorStudy, cfg: Config, config: str, sweep: Path | None) -> dict[str, object]:
+    """What the result records about where its inputs came from (``config``: the file used, or
+    "defaults") and the detector rule of the base configuration."""
+    return {"symbol": ds.base, "config": config, "grid": str(sweep) if sweep else None,
+            "detector": policy_text(cfg),
+            "missing_inputs": list(ds.missing), "detector_unknown_bars": ds.unknown,
+            "inert_settings": list(ds.warnings)}
 
 
 def print_result(result: StudyResult) -> None:
     """The verdict first, then one table per period and the sweep summary."""
     console.print(Panel("\n".join(escape(v) for v in result.verdict) or "no events", title="verdict",
                         title_align="left", style="bold"))
-    console.print(f"label: {escape(result.label)}", highlight=False)
+    console.print(f"label: {escape(result.label)}; events counted at least {result.inputs.get('episode_gap', 'n/a')} "
+                  "apart (no shared outcome bars)", highlight=False)
     for period in result.periods:
         console.print(_period_table(period))
     for sw in result.sweeps:
         console.print(
-            f"{sw.side}: {sw.sets} parameter sets ({sw.tested} with events); Benjamini–Hochberg keeps "
-            f"{sw.bh_significant} at FDR {sw.alpha:.0%}; best {escape(format_params(sw.best_params or {}))}: "
-            f"Reality Check {p_text(sw.reality_check_p)}, SPA {p_text(sw.spa_p)}", highlight=False)
+            escape(sweep_summary(sw)), highlight=False)
     for m in result.inputs.get("missing_inputs") or []:
         console.print(f"[yellow]missing:[/] {escape(m)}", highlight=False)
+    for w in result.inputs.get("inert_settings") or []:
+        console.print(f"[yellow]no effect:[/] {escape(w)}", highlight=False)
 
 
 
@@ -94,7 +115,7 @@ def _period_table(period: PeriodStats) -> Table:
 @friendly
 def backtest_cmd(
     symbol: SymbolOpt = "BTC",
-    interval: IntervalOpt = "5m",
+    interval: IntervalOpt = None,
     start: StartOpt = None,
     end: EndOpt = None,
     config: ConfigOpt = None,
@@ -106,10 +127,10 @@ def backtest_cmd(
     """Event study: did distribution / accumulation precede pullbacks / rallies more often than usual?
 
     Forward returns and the move label start at the close of the signal bar; the base rate is every
-    bar of the same period; intervals and p-values come from a stationary block bootstrap; a sweep
+    bar of the same period; p-values are exact one-sided tests with matching bounds; a sweep
     is corrected for multiple testing; the final part is held out. Same inputs + seed → same JSON.
     """
-    _, study = _run(store, symbol, interval, start, end, config, sweep, seed)
+    _, study, _ = _run(store, symbol, interval, start, end, config, sweep, seed)
     print_result(study.result)
     if json_out is not None:
         study.result.write_json(json_out)
@@ -122,7 +143,7 @@ def report_cmd(
     out: Annotated[Path, typer.Option("--out", help="HTML file to write (self-contained, opens offline).")] = Path(
         "report.html"),
     png: Annotated[Path | None, typer.Option("--png", help="Also write each figure as PNG into this folder.")] = None,
-    interval: IntervalOpt = "5m",
+    interval: IntervalOpt = None,
     start: StartOpt = None,
     end: EndOpt = None,
     config: ConfigOpt = None,
@@ -132,8 +153,10 @@ def report_cmd(
 ) -> None:
     """HTML report: price with distribution / accumulation markers, one panel per factor, the
     event-study table and forward-return distributions (Plotly, inlined)."""
-    ds, study = _run(store, symbol, interval, start, end, config, sweep, seed)
-    res = write_report(study, out, ds.factors, title=f"tapewatch · {ds.base} {interval} event study", png_dir=png)
+    ds, study, cfg = _run(store, symbol, interval, start, end, config, sweep, seed)
+    hover = explain_events(ds, cfg, study.events)  # the readings at each event bar (base configuration's thresholds)
+    res = write_report(study, out, ds.factors, title=f"tapewatch · {ds.base} {ds.interval} event study", png_dir=png,
+                       hover=hover)
     console.print(Panel("\n".join(escape(v) for v in study.result.verdict) or "no events", title="verdict",
                         title_align="left", style="bold"))
     console.print(f"wrote {escape(str(res.html))}", highlight=False)
@@ -145,20 +168,23 @@ def report_cmd(
 
 
 def demo_section(
-    store: Path, symbol: str, interval: str, config: Path | None, out: Path, reps: int = 200,
+    store: Path, symbol: str, interval: str, config: Path | None, out: Path, reps: int | None = None,
     start: int | None = None, end: int | None = None,
-) -> Path:
-    """For ``tapewatch demo``: the backtest verdict on the demo store and the report path.
+) -> Study:
+    """For ``tapewatch demo``: the backtest result on the demo store, the report, and the study.
 
-    ``config``: the same TOML the demo's signals use (None = defaults); ``reps`` keeps it quick;
-    ``start``/``end``: the period studied (UTC ns; None = all stored).
+    ``config``: the same TOML the demo's signals use (None = defaults); ``reps``: bootstrap draws
+    (None = the config's); ``start``/``end``: the period studied (UTC ns; None = all stored).
     """
     cfg, settings = load_settings(config)
-    settings = dataclasses.replace(settings, reps=reps)
+    if reps is not None:
+        settings = dataclasses.replace(settings, reps=reps)
     ds = prepare(open_store(store), symbol, interval, start, end, cfg)
     study = _with_unknown(run_study(ds.bars, ds.event_fn, settings, ds.cooldown_ns, [{}], None,
-                                    _inputs(ds, config, None)), ds)
+                                    _inputs(ds, cfg, str(config) if config else "defaults", None)), ds)
+    console.print(f"detector: {escape(policy_text(cfg))}", highlight=False)
     print_result(study.result)
-    res = write_report(study, out, ds.factors, title=f"tapewatch demo · {ds.base} {interval} event study")
+    res = write_report(study, out, ds.factors, title=f"tapewatch demo · {ds.base} {interval} event study",
+                       hover=explain_events(ds, cfg, study.events))
     console.print(f"report: {escape(str(res.html.resolve()))}", highlight=False)
-    return res.html
+    return study

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 import polars as pl
 
 from tapewatch import detector
-from tapewatch.config import Config
+from tapewatch.config import Config, ConfigError, inert_settings
 from tapewatch.detector import Event
 from tapewatch.errors import TapewatchError
 from tapewatch.signals import book, flow, oi, premium, price
 from tapewatch.signals.base import Context
 from tapewatch.signals.frame import Aligned, InputStatus, input_status, load
 from tapewatch.store import Store
+from tapewatch.timeutil import interval_ns
 
 OUTPUT_COLUMNS = [
     "ts", "close", "spot_taker_buy", "spot_taker_sell", "spot_net_taker", "spot_cvd", "spot_taker_buy_ratio",
@@ -86,6 +87,9 @@ def compute_signals(
     cfg = config or Config()
     if start is not None and end is not None and end <= start:
         raise TapewatchError("the end of the range must be after its start")
+    inert = inert_settings(cfg, interval, interval_ns(interval))
+    if inert:
+        raise ConfigError(inert[0])
     base = symbol.split("/")[0].split("-")[0].upper()
     aligned = load(store, base, interval, cfg, start, end, now)
     full, ctx = compute_frame(aligned, cfg)

@@ -19,14 +19,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import polars as pl
 
 from tapewatch.config import Config, MarketRef, duration_ns, to_bars
 from tapewatch.errors import TapewatchError
 from tapewatch.signals.book import tag
 from tapewatch.store import Store
-from tapewatch.timeutil import interval_ns
+from tapewatch.timeutil import bar_opens, interval_ns
 
 BAR_COLS = ("close", "volume", "taker_buy_volume")
 LABELS = {
@@ -56,6 +55,7 @@ class InputStatus:
     bars: int
     total: int
     note: str = ""
+    unsplit: int = 0  # bars present without the taker buy/sell split (spot and perp bars only)
 
     @property
     def status(self) -> str:
@@ -155,9 +155,7 @@ def load(
     g1 = min(g1, (now - step) - (now - step) % step)
     if hi is not None:
         g1 = min(g1, hi - step)
-    grid = pl.DataFrame({"ts": np.arange(g0, g1 + 1, step, dtype=np.int64)}) if g1 >= g0 else pl.DataFrame(
-        {"ts": pl.Series([], dtype=pl.Int64)}
-    )
+    grid = pl.DataFrame({"ts": pl.Series(bar_opens(g0, g1, step), dtype=pl.Int64)})
 
     frame = grid
     for key in ("spot", "perp", "premium_a", "premium_b"):
@@ -193,13 +191,18 @@ def input_status(frame: pl.DataFrame, aligned: Aligned) -> tuple[InputStatus, ..
     for key, (label, used_by) in LABELS.items():
         bars = int(frame.get_column(PRESENT_BY[key]).is_not_null().sum()) if total else 0
         note = aligned.notes.get(key, "")
+        unsplit = 0
         if key in ("spot", "perp") and bars:
             split = int(frame.get_column(f"{key}_taker_buy_volume").is_not_null().sum())
+            unsplit = bars - split
             if split == 0:
                 note = "no taker buy/sell split in these bars: taker flow unavailable"
+            elif split < bars:
+                note = (f"taker buy/sell split missing in {unsplit:,} of {bars:,} bars (no stored source "
+                        "with the split covers them): taker flow unavailable there")
         if not note and bars == 0 and total:
             note = "none within the range (or all too old at the bar closes)"
-        out.append(InputStatus(key, label, aligned.sources.get(key, "-"), used_by, bars, total, note))
+        out.append(InputStatus(key, label, aligned.sources.get(key, "-"), used_by, bars, total, note, unsplit))
     return tuple(out)
 
 

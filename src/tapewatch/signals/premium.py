@@ -20,6 +20,7 @@ mirror ``positive_premium``: ``premium_mean_k > +threshold_pct``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import polars as pl
@@ -80,9 +81,9 @@ def context(row: dict[str, Any], ctx: Context) -> str | None:
         full = n >= ctx.bars(cfg.history)
         span = f"the last {ctx.span(cfg.history)}" if full else f"{_days(n * ctx.step)} of history so far"
         if rank <= 50:
-            text += f", lowest {rank:.0f}% of {span}"
+            text += f", lowest {share_text(rank)}% of {span}"
         else:
-            text += f", highest {100.0 - rank + 100.0 / n:.0f}% of {span}"
+            text += f", highest {share_text(100.0 - rank + 100.0 / n)}% of {span}"
     if cfg.basis == "raw" and num(row.get("premium_index_usdt_adj")) is not None:
         text += f"; USDT/USD-adjusted {fmt_pct(num(row.get('premium_index_usdt_adj')), 3)}"
     return text
@@ -118,6 +119,14 @@ def reading(row: dict[str, Any], ctx: Context, side: Side) -> Reading:
         if ctx_txt:
             why += f" (now {ctx_txt})"
     return Reading(NAME, cond, state, values, thresholds, rule, why)
+
+
+def share_text(share_pct: float) -> str:
+    """A tail share in percent as text that never reads 0: whole percent from 1 % on, below that
+    rounded *up* to one decimal so "highest X %" stays true (``0.45`` → ``0.5``, ``3.2`` → ``3``)."""
+    if share_pct >= 1.0:
+        return f"{share_pct:.0f}"
+    return f"{max(0.1, math.ceil(share_pct * 10 - 1e-9) / 10):.1f}"
 
 
 def _days(ns: float) -> str:

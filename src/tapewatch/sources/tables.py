@@ -4,7 +4,7 @@
   called ``time``, ``datetime``, ``date`` or ``open_time``). ``timestamp`` is the bar's OPEN
   time, as date-time text in UTC (``2021-12-31 23:01:00.000000``) or epoch s/ms/µs/ns.
   ``volume`` is taken as QUOTE-currency volume, as in the real BTC perpetual sample (see
-  ``shared/data/PROVENANCE.md``): it is stored as ``quote_volume``; ``volume`` (base),
+  ``tests/data/PROVENANCE.md``): it is stored as ``quote_volume``; ``volume`` (base),
   ``taker_buy_volume`` and ``trades`` stay null — this file does not say them.
 * **Parquet trades** — ``timestamp``, ``trade_id``, ``price``, ``quantity``, ``buyer_maker``
   (aliases: ``time``/``ts``, ``id``/``agg_trade_id``, ``qty``/``amount``/``size``,

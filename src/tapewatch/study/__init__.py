@@ -8,12 +8,13 @@ a parameter set to those booleans plus a grid — so it works with any detector.
 from tapewatch.study.events import collapse
 from tapewatch.study.forward import ForwardTable, PriceBars, compute_forward
 from tapewatch.study.result import StudyResult
-from tapewatch.study.run import SIDES, Study, TrackRecord, run_study, study_events, track_record
+from tapewatch.study.run import SIDES, Study, TrackRecord, TrackRecords, run_study, study_events, track_record
 from tapewatch.study.settings import StudySettings, load_settings
 from tapewatch.study.sweep import EventFn, grid_from_dict, load_grid
 
 __all__ = [
     "SIDES", "EventFn", "ForwardTable", "PriceBars", "Study", "StudyResult", "StudySettings", "TrackRecord",
+    "TrackRecords",
     "collapse", "compute_forward", "grid_from_dict", "load_grid", "load_settings", "run_study", "study_events",
     "track_record",
 ]

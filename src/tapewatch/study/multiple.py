@@ -2,21 +2,25 @@
 
 * Benjamini–Hochberg (``statsmodels.stats.multitest.multipletests``, ``fdr_bh``) on the sets'
   p-values: adjusted p-values ("q") and which sets survive at a false discovery rate ``alpha``.
-* White's Reality Check and Hansen's SPA (``arch.bootstrap.SPA``) for the best set: is the best
-  of all sets better than the base rate, allowing for the search? Each set is a "model" whose
-  per-bar gain over the benchmark is ``g_t = s · e_t · (y_t - base) · bars / n_events`` (``e_t`` = 1
-  on an event bar, ``y_t`` the 0/1 label, ``s`` the claimed direction), so the mean gain is the
-  set's excess hit rate. The gains are summed into time buckets (``spa_bucket``, default 4h, so a
-  year of 1-minute bars is 2,190 rows instead of 525,600); the benchmark loss is zero and a set's
-  loss is minus its gain. The base is held fixed.
+* White's Reality Check and Hansen's SPA for the best set: is the best of all sets better than the
+  base rate, allowing for the search? Each set is a "model" whose per-bar gain over the benchmark is
+  ``g_t = s · e_t · (y_t - base) · bars / n_events`` (``e_t`` = 1 on an event bar, ``y_t`` the 0/1
+  label, ``s`` the claimed direction), so the mean gain is the set's excess hit rate. The gains are
+  summed into time buckets (``spa_bucket``, default 4h, so a year of 1-minute bars is 2,190 rows
+  instead of 525,600). The base is held fixed.
 
-  Reality Check (White 2000) = the "upper" p-value of ``arch.bootstrap.SPA`` on the raw gains: the
-  statistic is the largest mean gain. SPA (Hansen 2005) = the "consistent" p-value on studentised
-  gains. arch 8's ``SPA`` uses ``studentize`` only to screen models for the consistent p-value and
-  always takes the largest *raw* mean as its statistic, so a set with three lucky events outranks
-  a set with 500 solid ones; the gains are therefore divided by their long-run standard deviation
-  here first (the stationary-bootstrap kernel arch uses, with the same block length), which makes
-  arch's statistic Hansen's ``max_k sqrt(n) mean_k / omega_k``.
+  Both are computed here (:func:`spa_test`) from one stationary bootstrap of the buckets (only the
+  public index generator ``arch.bootstrap.StationaryBootstrap.update_indices``):
+
+  - Reality Check (White 2000): ``V = max_k sqrt(T) mean_k``, ``V* = max_k sqrt(T) (mean*_k - mean_k)``,
+    ``p = share of draws with V* > V``.
+  - SPA (Hansen 2005): the studentised ``T = max(0, max_k sqrt(T) mean_k / omega_k)`` with
+    ``omega_k`` the long-run standard deviation (:func:`long_run_sd`), and
+    ``T* = max(0, max_k sqrt(T) (mean*_k - mu_k) / omega_k)``. The "consistent" p-value (the one
+    reported) re-centres with ``mu_k = mean_k`` only for sets whose mean is above
+    ``-omega_k sqrt(2 log log T / T)`` and 0 for the clearly worse ones; "lower" uses
+    ``max(mean_k, 0)``, "upper" ``mean_k``. A set with three lucky events cannot outrank a set
+    with 500 solid ones, since each mean is divided by its own standard error.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from arch.bootstrap import SPA
+from arch.bootstrap import StationaryBootstrap
 from numpy.typing import NDArray
 from scipy import sparse
 from statsmodels.stats.multitest import multipletests
@@ -117,44 +121,52 @@ def data_snooping(
     if used.size == 0:
         return None
     block = max(1, -(-block_bars // bucket_bars))
-    bench = np.zeros(g.shape[0])
-
-    def run(gains: F64) -> dict[str, float]:
-        spa = _SPA(bench, -gains, block_size=block, reps=reps, bootstrap="stationary", studentize=True, seed=seed)
-        spa.compute()
-        return {k: float(v) for k, v in spa.pvalues.items()}
-
-    rc = run(g)
-    hansen = run(g / long_run_sd(g, block)[None, :])
+    spa = spa_test(g, block, reps, seed)
     best = int(used[int(np.argmax(g.mean(axis=0)))])
     return SnoopingResult(
-        models=int(used.size), best=best, reality_check_p=rc["upper"], spa_p=hansen["consistent"],
-        spa_p_lower=hansen["lower"], spa_p_upper=hansen["upper"], buckets=int(g.shape[0]),
+        models=int(used.size), best=best, reality_check_p=spa.reality_check, spa_p=spa.consistent,
+        spa_p_lower=spa.lower, spa_p_upper=spa.upper, buckets=int(g.shape[0]),
         bucket_bars=bucket_bars, block_buckets=block, reps=reps,
     )
 
 
-class _SPA(SPA):
-    """``arch.bootstrap.SPA`` with its loss-differential variances computed by FFT.
+@dataclass(frozen=True)
+class SPAResult:
+    """p-values of "no model beats the benchmark" (see the module doc)."""
 
-    arch computes them with a Python loop over all T lags of a T × k product (O(T² k): seconds for
-    2,000 buckets × 1,000 sets); :func:`long_run_sd` gives the same numbers (checked in the tests)
-    in O(k T log T). Nothing else changes.
-    """
-
-    def _compute_variance(self) -> None:
-        if self.nested:  # pragma: no cover - not used here
-            super()._compute_variance()
-            return
-        self._loss_diff_var = long_run_sd(self._loss_diff, self.block_size, floor=False) ** 2
+    reality_check: float  # White's, on the raw means
+    lower: float  # Hansen's SPA, studentised, three re-centrings
+    consistent: float
+    upper: float
 
 
-def long_run_sd(x: F64, block: int, floor: bool = True) -> F64:
+def spa_test(gains: F64, block: int, reps: int, seed: int) -> SPAResult:
+    """White's Reality Check and Hansen's studentised SPA of the columns of ``gains`` (time ×
+    models; a model's gain over the benchmark per period, larger = better) under a stationary
+    bootstrap with mean block ``block`` rows, ``reps`` draws seeded by ``seed``."""
+    t, k = gains.shape
+    mean = gains.mean(axis=0)
+    omega = long_run_sd(gains, block)
+    omega = np.where(omega > 0, omega, np.inf)  # a constant gain carries no evidence
+    root = np.sqrt(t)
+    floor = -omega * np.sqrt(2.0 * np.log(np.log(t)) / t) if t > 2 else np.full(k, -np.inf)
+    centres = np.stack([np.maximum(mean, 0.0), np.where(mean >= floor, mean, 0.0), mean])  # lower, consistent, upper
+    bs = StationaryBootstrap(block, np.zeros(t), seed=seed)
+    counts = np.stack([np.bincount(bs.update_indices(), minlength=t) for _ in range(reps)]).astype(np.float64)
+    mean_star = counts @ gains / t  # reps × models
+    rc = float(np.mean(root * (mean_star - mean).max(axis=1) > root * mean.max()))
+    stat = max(0.0, float((root * mean / omega).max()))
+    star = np.maximum(0.0, (root * (mean_star[None] - centres[:, None, :]) / omega).max(axis=2))  # 3 × reps
+    lower, consistent, upper = (float(x) for x in (star > stat).mean(axis=1))
+    return SPAResult(rc, lower, consistent, upper)
+
+
+def long_run_sd(x: F64, block: int) -> F64:
     """Long-run standard deviation of each column of ``x`` (rows = time) under the stationary
     bootstrap with mean block ``block``: ``sqrt(g_0 + 2 sum_i k_i g_i)`` with the autocovariances
     ``g_i`` and the Politis–Romano weights ``k_i = (1 - i/T)(1 - p)^i + (i/T)(1 - p)^(T - i)``,
-    ``p = 1 / block`` (the estimator of ``arch.bootstrap.SPA``, by FFT). With ``floor``, a
-    non-positive variance falls back to ``g_0`` and a zero one to 1 (for scaling)."""
+    ``p = 1 / block`` (Hansen's 2005 estimator, as in ``arch.bootstrap.SPA``), by FFT in
+    O(k T log T); a negative variance estimate gives 0."""
     t = x.shape[0]
     d = x - x.mean(axis=0)
     size = 1 << int(2 * t - 1).bit_length()
@@ -164,7 +176,4 @@ def long_run_sd(x: F64, block: int, floor: bool = True) -> F64:
     p = 1.0 / block
     kappa = (1.0 - i / t) * (1.0 - p) ** i + (i / t) * (1.0 - p) ** (t - i)
     var = acov[0] + 2.0 * (kappa[:, None] * acov[1:]).sum(axis=0)
-    if not floor:
-        return np.sqrt(np.maximum(var, 0.0))
-    var = np.where(var > 0, var, acov[0])
-    return np.sqrt(np.where(var > 0, var, 1.0))
+    return np.sqrt(np.maximum(var, 0.0))

@@ -43,15 +43,15 @@ class OutcomeStats:
     events: int  # events whose outcome can be scored
     hits: int | None  # for "hit"
     value: float | None  # hit rate, or mean forward return
-    ci_low: float | None
-    ci_high: float | None
+    ci_low: float | None  # one-sided bound at the period's confidence: the lower one for a claim "higher"
+    ci_high: float | None  # … the upper one for a claim "lower"; the other end is open (None)
     median: float | None
     median_ci_low: float | None
     median_ci_high: float | None
     base: float | None  # unconditional rate / mean over the period's scorable bars
     base_median: float | None
     excess: float | None  # value - base
-    p_value: float | None  # one-sided, in the direction the signal claims
+    p_value: float | None  # one-sided, in the direction the signal claims (exact binomial for "hit")
     # for "return": the mean / median return net of the round-trip cost, in the claimed direction
     # (distribution = short: -return - cost; accumulation = long: return - cost); None for "hit"
     net_mean: float | None = None
@@ -140,7 +140,7 @@ class SweepRow:
     mean_return: float | None
     return_p_value: float | None
     p_value: float | None
-    q_value: float | None  # Benjamini–Hochberg adjusted
+    q_value: float | None  # Benjamini–Hochberg adjusted (None: fewer than min_events events, not tested)
     significant_bh: bool
     score: float | None  # selection z-score
 
@@ -151,7 +151,7 @@ class SideSweep:
 
     side: str
     sets: int
-    tested: int  # sets with a p-value (at least one scored event)
+    tested: int  # sets tested: at least ``min_events`` scored events
     alpha: float
     bh_significant: int
     best_index: int | None
@@ -163,6 +163,7 @@ class SideSweep:
     spa_bucket: str
     spa_block_buckets: int | None
     rows: tuple[SweepRow, ...]
+    min_events: int = 1  # sets with fewer scored events are not tested (no q, not an SPA model)
 
 
 @dataclass(frozen=True)
@@ -216,9 +217,13 @@ def pct(x: float | None, digits: int = 0) -> str:
 
 
 def pct_range(lo: float | None, hi: float | None, digits: int = 0) -> str:
-    """A fraction interval as ``38–86 %``."""
-    if lo is None or hi is None:
+    """A fraction interval as ``38–86 %``; a one-sided one as ``≥ 41 %`` / ``≤ -0.10 %``."""
+    if lo is None and hi is None:
         return "n/a"
+    if hi is None:
+        return f"≥ {pct(lo, digits)}"
+    if lo is None:
+        return f"≤ {pct(hi, digits)}"
     sep = " to " if lo < 0 or hi < 0 else "–"
     return f"{lo * 100:.{digits}f}{sep}{hi * 100:.{digits}f} %"
 
@@ -283,25 +288,51 @@ def _move(outcome: str) -> str:
     return f"{size} {name}"
 
 
-def significance_clause(p: float | None, alpha: float, sweep: SideSweep | None) -> str:
-    """``significant at the 5 % level`` or ``not significant after correcting for 48 parameter sets
-    (BH q = 0.6; Reality Check p = 0.5; SPA p = 0.4)``."""
+def significance_rule(alpha: float, min_events: int) -> str:
+    """The one rule every verdict follows, in words."""
+    level = f"{alpha:g}"
+    return (f"a single configuration (and every out-of-sample result) is significant when it has at least "
+            f"{min_events} scored events and its exact one-sided p <= {level}; the best of a sweep is significant "
+            f"only when both White's Reality Check and Hansen's SPA give p <= {level}; Benjamini–Hochberg q-values "
+            f"are a per-set screen and decide nothing")
+
+
+def significance_clause(p: float | None, alpha: float, sweep: SideSweep | None, events: int | None = None,
+                        min_events: int = 1) -> str:
+    """By :func:`significance_rule`: ``significant at the 5 % level (one-sided)``, ``too few events
+    to test (3 < 5)`` or ``not significant after correcting for 48 parameter sets: the Reality Check
+    and SPA must both give p <= 0.05 (Reality Check p = 0.5; SPA p = 0.4; BH q = 0.6, not deciding)``."""
     level = f"{alpha * 100:g} %"
     if sweep is None or sweep.sets <= 1:
+        if events is not None and events < min_events:
+            return f"too few events to test ({events} < {min_events} needed)"
         ok = p is not None and p <= alpha
         return f"{'' if ok else 'not '}significant at the {level} level (one-sided)"
-    row = sweep.rows[sweep.best_index] if sweep.best_index is not None else None
-    q = row.q_value if row else None
-    ok = q is not None and q <= alpha and sweep.spa_p is not None and sweep.spa_p <= alpha
+    corrected = f"after correcting for {sweep.sets} parameter sets"
+    if sweep.best_index is None:
+        return f"not significant {corrected}: no set has the {sweep.min_events} scored events needed to be tested"
+    q = sweep.rows[sweep.best_index].q_value
+    ok = (sweep.reality_check_p is not None and sweep.reality_check_p <= alpha
+          and sweep.spa_p is not None and sweep.spa_p <= alpha)
     detail = "; ".join(f"{name} {p_text(v).removeprefix('p ')}" for name, v in (
-        ("BH q", q), ("Reality Check p", sweep.reality_check_p), ("SPA p", sweep.spa_p)))
-    return f"{'' if ok else 'not '}significant after correcting for {sweep.sets} parameter sets ({detail})"
+        ("Reality Check p", sweep.reality_check_p), ("SPA p", sweep.spa_p)))
+    need = f"the Reality Check and SPA {'both give' if ok else 'must both give'} p <= {alpha:g}"
+    return f"{'' if ok else 'not '}significant {corrected}: {need} ({detail}; BH q {p_text(q).removeprefix('p ')}, not deciding)"
+
+
+def sweep_summary(sw: SideSweep) -> str:
+    """One line on a side's sweep: how many sets were tested, what decides and what only screens."""
+    return (f"{sw.side}: {sw.sets} parameter sets, {sw.tested} tested (at least {sw.min_events} events); best "
+            f"{format_params(sw.best_params or {})}: Reality Check {p_text(sw.reality_check_p)}, SPA "
+            f"{p_text(sw.spa_p)} (buckets of {sw.spa_bucket}; these decide); Benjamini–Hochberg keeps "
+            f"{sw.bh_significant} at FDR {sw.alpha:.0%} (a per-set screen)")
 
 
 def build_verdict(periods: tuple[PeriodStats, ...], sweeps: tuple[SideSweep, ...], alpha: float,
-                  cost_bps: float | None = None) -> tuple[str, ...]:
-    """The verdict lines: per period and side the hit sentence (with the significance clause in the
-    in-sample period), the return sentence (net of ``cost_bps`` when given) and the hit rate per regime."""
+                  cost_bps: float | None = None, min_events: int = 1) -> tuple[str, ...]:
+    """The verdict lines: per period and side the hit sentence with its significance clause (by
+    :func:`significance_rule`), the return sentence (net of ``cost_bps`` when given) and the hit rate
+    per regime."""
     by_side = {s.side: s for s in sweeps}
     lines = []
     for period in periods:
@@ -310,7 +341,7 @@ def build_verdict(periods: tuple[PeriodStats, ...], sweeps: tuple[SideSweep, ...
             line = prefix + side_sentence(s, period.confidence)
             if s.label.events:
                 sweep = by_side.get(s.side) if period.role != "out-of-sample" else None
-                line += "; " + significance_clause(s.label.p_value, alpha, sweep)
+                line += "; " + significance_clause(s.label.p_value, alpha, sweep, s.label.events, min_events)
                 if sweep is not None and sweep.sets > 1:
                     line += (f" [best of {sweep.sets} sets: {format_params(s.params)}]" if sweep.best_index is not None
                              else f" [no set had enough events to be chosen; shown: {format_params(s.params)}]")

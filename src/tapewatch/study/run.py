@@ -3,8 +3,8 @@
 Plain inputs: :class:`~tapewatch.study.forward.PriceBars` and either the per-bar firing of each
 side (``{"distribution": bool array, "accumulation": bool array}``) or an ``EventFn`` and a grid.
 Steps: forward outcomes once for all bars; episode starts per set and side; the split into
-periods; in the in-sample (or only) period point estimates, one shared stationary bootstrap for
-all sets, Benjamini–Hochberg and Reality Check / SPA when there is more than one set; the set
+periods; in the in-sample (or only) period point estimates, exact / rotation tests with one set of
+draws shared by all sets, Benjamini–Hochberg and Reality Check / SPA when there is more than one set; the set
 with the best in-sample score is then scored on the untouched out-of-sample part (holdout) or
 chosen afresh on each walk-forward training window and scored on the next chunk.
 """
@@ -20,16 +20,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tapewatch.study import split as splits
-from tapewatch.study.events import collapse
+from tapewatch.study.events import collapse, thin
 from tapewatch.study.forward import ForwardTable, PriceBars, compute_forward, format_duration
 from tapewatch.study.multiple import benjamini_hochberg, data_snooping
 from tapewatch.study.regime import regime_codes, regime_stats
 from tapewatch.study.result import (
     FoldStats, OutcomeStats, PeriodStats, SideStats, SideSweep, StudyResult, SweepRow, build_verdict, iso, num,
-    pct,
+    p_text, pct, pct_range, significance_rule,
 )
 from tapewatch.study.settings import StudySettings
-from tapewatch.study.stats import Bootstrap, Estimates, Group, Sample, bootstrap_groups, estimate, selection_score
+from tapewatch.study.stats import (
+    Bootstrap, Estimates, Group, Sample, bootstrap_groups, estimate, exact_hit_test, selection_score,
+)
 from tapewatch.study.sweep import Cooldown, EventFn, Params, event_sets
 
 Positions = NDArray[np.intp]
@@ -146,7 +148,7 @@ def _period_sample(cols: Columns, period: splits.Period, ts: NDArray[np.int64]) 
 def _score_sets(build: _PeriodBuild, sides: list[Side], cols: dict[str, Columns], events: dict[str, Positions],
                 params: dict[str, tuple[int, Params]], ts: NDArray[np.int64], settings: StudySettings,
                 seed: int, block: int) -> None:
-    """One set per side in one period: point estimates and a bootstrap shared by the sides, with
+    """One set per side in one period: point estimates and tests with draws shared by the sides, with
     the block length estimated in-sample (``block``), so nothing is tuned on this period."""
     period = build.period
     groups, local = [], {}
@@ -199,7 +201,8 @@ def run_study(
                          settings.move_from)
     if not grid:
         raise ValueError("run_study: the grid is empty")
-    sets = event_sets(ts, event_fn, grid, cooldown)
+    gap = settings.episode_gap_ns(step)
+    sets = event_sets(ts, event_fn, grid, cooldown, gap)
     unknown = set(sets) - {s.name for s in SIDES}
     if unknown:
         raise ValueError(f"unknown event side(s) {sorted(unknown)}; known: {[s.name for s in SIDES]}")
@@ -248,25 +251,33 @@ def run_study(
     info = {
         "bars": len(bars), "interval": format_duration(step), "start": iso(int(ts[0])), "end": iso(int(ts[-1]) + step),
         "parameter_sets": k, "cooldown": format_duration(cooldown) if isinstance(cooldown, int) else "per parameter set",
+        "episode_gap": format_duration(gap),
         **dict(inputs or {}),
     }
     label = (f"move >= {settings.move_pct:g}% within {format_duration(fw.window_ns)}, measured "
              + ("from the signal bar's close" if settings.move_from == "close" else "peak-to-trough after the signal"))
     result = StudyResult(
         inputs=info, settings=dataclasses.asdict(settings), seed=seed, label=label,
-        verdict=build_verdict(periods, tuple(sweeps), settings.alpha, settings.cost_bps), periods=periods,
+        verdict=build_verdict(periods, tuple(sweeps), settings.alpha, settings.cost_bps, settings.min_events),
+        periods=periods,
         sweeps=tuple(sweeps),
-        notes=_notes(settings),
+        notes=_notes(settings, gap),
     )
     return Study(result, fw, reported)
 
 
-def _notes(settings: StudySettings) -> tuple[str, ...]:
+def _notes(settings: StudySettings, gap_ns: int) -> tuple[str, ...]:
     return (
         "forward returns and the move label start at the close of the signal bar and use later bars only",
+        f"events are detector episodes counted at least {format_duration(gap_ns)} apart (the longest outcome "
+        "window; an episode starting sooner after the last counted one shares outcome bars with it and is not "
+        "counted), so n counts independent outcomes",
         "base = the same outcome averaged over every bar of the same period (the unconditional rate)",
-        f"p-values are one-sided in the direction the signal claims; {settings.confidence:.0%} intervals and "
-        "p-values from a stationary block bootstrap of the bars (arch; block length by optimal_block_length)",
+        f"p-values are one-sided in the direction the signal claims: the move label by an exact binomial test "
+        f"against the base rate, forward returns by a rotation permutation test on the same bars; intervals are "
+        f"the matching one-sided {settings.confidence:.0%} bounds (Clopper–Pearson for the label; medians by a "
+        "stationary block bootstrap)",
+        f"significance rule: {significance_rule(settings.alpha, settings.min_events)}",
         "labels whose window runs past the end of their period are not scored (no peeking across a split)",
         f"net returns: in the direction the signal claims (distribution = short: -return - cost; accumulation = "
         f"long: return - cost) after a round-trip cost of {settings.cost_bps:g} bp",
@@ -279,10 +290,13 @@ def _notes(settings: StudySettings) -> tuple[str, ...]:
 def _sweep(side: Side, cols: Columns, grid: Sequence[Params], est: Estimates, boot: Bootstrap,
            score: NDArray[np.float64], best: int | None, sample: Sample, local: list[Positions],
            settings: StudySettings, seed: int, step: int) -> SideSweep:
-    """BH over the label p-values, Reality Check / SPA for the best set, one row per set."""
-    bh = benjamini_hochberg(boot.p[:, 0], settings.alpha)
+    """BH over the label p-values, Reality Check / SPA for the best set, one row per set; sets with
+    fewer than ``min_events`` scored events are not tested (no q, not a Reality Check / SPA model)."""
+    enough = est.n[:, 0] >= settings.min_events
+    bh = benjamini_hochberg(np.where(enough, boot.p[:, 0], np.nan), settings.alpha)
     bucket = settings.spa_bucket_ns(step)
-    snoop = data_snooping(sample.values[:, 0], 1, local, max(1, bucket // step), boot.block, settings.reps, seed)
+    tested = [pos if ok else pos[:0] for pos, ok in zip(local, enough)]
+    snoop = data_snooping(sample.values[:, 0], 1, tested, max(1, bucket // step), boot.block, settings.reps, seed)
     last = len(cols.names) - 1
     rows = tuple(
         SweepRow(
@@ -295,7 +309,8 @@ def _sweep(side: Side, cols: Columns, grid: Sequence[Params], est: Estimates, bo
         for i, p in enumerate(grid)
     )
     return SideSweep(
-        side=side.name, sets=len(grid), tested=bh.tested, alpha=settings.alpha, bh_significant=int(bh.rejected.sum()),
+        side=side.name, sets=len(grid), tested=bh.tested, min_events=settings.min_events, alpha=settings.alpha,
+        bh_significant=int(bh.rejected.sum()),
         best_index=best, best_params=dict(grid[best]) if best is not None else None,
         reality_check_p=snoop.reality_check_p if snoop else None, spa_p=snoop.spa_p if snoop else None,
         spa_p_lower=snoop.spa_p_lower if snoop else None, spa_p_upper=snoop.spa_p_upper if snoop else None,
@@ -342,33 +357,68 @@ def study_events(
 
 @dataclass(frozen=True)
 class TrackRecord:
-    """A configuration's record on stored history (no bootstrap): for ``tapewatch scan``."""
+    """A configuration's point-in-time record for ``tapewatch scan``: only the events (and base-rate
+    bars) whose move label was already known at ``as_of`` (UTC ISO time of the annotated event's
+    bar open): a bar stamped ``t`` is known once ``t + move_window <= as_of``."""
 
     side: str
-    events: int  # scored episodes
+    as_of: str
+    events: int  # counted, scored episodes known by then
     hits: int
     hit_rate: float | None
-    base_rate: float | None
+    base_rate: float | None  # over the scorable bars known by then
+    ci_low: float | None  # one-sided Clopper–Pearson lower bound of the hit rate at ``confidence``
+    p_value: float | None  # exact one-sided binomial test against the base rate
+    confidence: float
     label: str
 
     def describe(self) -> str:
-        """``this configuration: n=14, hit 64 % vs base 41 %`` (pullback >= 2% within 24h)."""
+        """``before this event: n=14, hit 64 % (95 % CI ≥ 41 %) vs base 41 %, p = 0.08 (pullback >= 2% within 24h)``."""
         if not self.events:
-            return f"this configuration: no scored {self.side} events in the stored history"
-        return f"this configuration: n={self.events}, hit {pct(self.hit_rate)} vs base {pct(self.base_rate)} ({self.label})"
+            return f"before this event: no earlier {self.side} event with a known outcome ({self.label})"
+        return (f"before this event: n={self.events}, hit {pct(self.hit_rate)} ({self.confidence * 100:g} % CI "
+                f"{pct_range(self.ci_low, None)}) vs base {pct(self.base_rate)}, {p_text(self.p_value)} ({self.label})")
 
 
-def track_record(bars: PriceBars, fired: Mapping[str, Any], settings: StudySettings, cooldown_ns: int) -> dict[str, TrackRecord]:
-    """Hit rate vs base rate over all of ``bars`` for each side in ``fired`` (point estimates only)."""
+@dataclass(frozen=True)
+class TrackRecords:
+    """Per side, the counted episodes and the move label of every bar, to give point-in-time
+    records (:meth:`at`)."""
+
+    ts: NDArray[np.int64]  # bar open times (UTC ns)
+    window_ns: int  # the move window: a bar's label is known this long after its open
+    labels: dict[str, NDArray[np.float64]]  # side → 0/1 label per bar (NaN: not scorable)
+    events: dict[str, Positions]  # side → counted episode starts
+    names: dict[str, str]  # side → label text
+    confidence: float
+
+    def at(self, side: str, ts_ns: int) -> TrackRecord:
+        """The record of ``side`` as known when the bar opening at ``ts_ns`` (UTC ns) is annotated:
+        earlier events and base-rate bars with ``t + move_window <= ts_ns`` only."""
+        y = self.labels[side]
+        known = int(np.searchsorted(self.ts, ts_ns - self.window_ns, side="right"))
+        bars = y[:known]
+        base = float(np.nanmean(bars)) if np.isfinite(bars).any() else np.nan
+        ev = self.events[side]
+        ev = ev[ev < known]
+        ev = ev[~np.isnan(y[ev])]
+        hits = float(y[ev].sum())
+        p, low = exact_hit_test(np.array([hits]), np.array([len(ev)]), base, 1, self.confidence)
+        return TrackRecord(side, iso(ts_ns), int(len(ev)), int(round(hits)), num(hits / len(ev)) if len(ev) else None,
+                           num(base), num(low[0]), num(p[0]), self.confidence, self.names[side])
+
+
+def track_record(bars: PriceBars, fired: Mapping[str, Any], settings: StudySettings, cooldown_ns: int) -> TrackRecords:
+    """The point-in-time records of each side in ``fired`` over ``bars`` (see :class:`TrackRecords`);
+    episodes are counted as in the study (cool-down, then at least the longest outcome window apart)."""
     step = bars.step_ns
     fw = compute_forward(bars, settings.horizons_ns(step), settings.move_window_ns(step), settings.move_pct,
                          settings.move_from)
-    out = {}
+    gap = settings.episode_gap_ns(step)
+    labels, events, names = {}, {}, {}
     for side in SIDES:
-        if side.name not in fired:
-            continue
-        cols = side_columns(fw, side)
-        est = estimate(Sample(cols.values[:, :1], cols.signs[:1]), [collapse(bars.ts, fired[side.name], cooldown_ns)])
-        out[side.name] = TrackRecord(side.name, int(est.n[0, 0]), int(round(est.total[0, 0])), num(est.mean[0, 0]),
-                                     num(est.base[0]), cols.names[0])
-    return out
+        if side.name in fired:
+            cols = side_columns(fw, side)
+            labels[side.name], names[side.name] = cols.values[:, 0], cols.names[0]
+            events[side.name] = thin(bars.ts, collapse(bars.ts, fired[side.name], cooldown_ns), gap)
+    return TrackRecords(bars.ts, fw.window_ns, labels, events, names, settings.confidence)

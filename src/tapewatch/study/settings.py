@@ -29,11 +29,14 @@ class StudySettings:
     event is a hit when price falls at least ``move_pct`` % within ``move_window`` (a "pullback"),
     an accumulation event when it rises that much (a "rally"). ``move_from`` ["close"]: the fall is
     measured from the signal bar's close ("close") or as the largest peak-to-trough drawdown within
-    the window ("peak"). ``reps`` bootstrap draws, ``confidence`` of the intervals, ``alpha`` the
+    the window ("peak"). ``reps`` draws (rotations of the events for the return tests, bootstrap
+    draws for the median bounds), ``confidence`` of the one-sided bounds, ``alpha`` the
     significance level (one-sided, in the direction the signal claims) and the BH false discovery
     rate. ``split``: "holdout" keeps the final ``holdout`` fraction of bars untouched;
     "walk_forward" selects on an expanding window and scores the next of ``folds`` chunks; "none".
-    ``min_events``: a parameter set needs this many scored events to be chosen as best.
+    ``min_events``: a parameter set needs this many scored events to be tested at all: fewer, and it
+    is left out of Benjamini–Hochberg, the Reality Check / SPA and the choice of the best set, and
+    a single configuration is reported as "too few events to test".
     ``spa_bucket``: the per-bar differentials are summed into buckets of this length for the
     Reality Check / SPA.
     ``cost_bps`` [10 = 0.10 %]: the round-trip cost in basis points; each forward return is also
@@ -77,6 +80,11 @@ class StudySettings:
     def move_window_ns(self, step_ns: int) -> int:
         """The label window in nanoseconds."""
         return duration_ns(self.move_window, step_ns)
+
+    def episode_gap_ns(self, step_ns: int) -> int:
+        """The longest outcome window (the move window or the longest horizon) in nanoseconds:
+        counted events are at least this far apart, so no two share an outcome bar."""
+        return max(self.move_window_ns(step_ns), *self.horizons_ns(step_ns))
 
     def regime_window_ns(self, step_ns: int) -> int:
         """The bull / bear look-back in nanoseconds."""

@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tapewatch.errors import TapewatchError
+from tapewatch.timeutil import ns_to_iso
 
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
@@ -75,7 +76,13 @@ def holdout(ts: I64, step_ns: int, fraction: float) -> tuple[Period, Period]:
     """In-sample = the first ``1 - fraction`` of the time span; out-of-sample = the untouched rest."""
     cut = _cut(ts, step_ns, 1.0 - fraction)
     if cut <= 0 or cut >= len(ts):
-        raise TapewatchError(f"holdout of {fraction:.0%} leaves an empty in-sample or out-of-sample part")
+        span = f"{ns_to_iso(int(ts[0]))} → {ns_to_iso(int(ts[-1]) + step_ns)} UTC" if len(ts) else "no time span"
+        raise TapewatchError(
+            f"holdout of {fraction:.0%}: the price bars ({len(ts):,} bars with a close, {span}) leave {max(cut, 0):,} "
+            f"bars in-sample and {max(len(ts) - cut, 0):,} out-of-sample; the study needs bars on both sides — store a "
+            "longer stretch of spot or perp bars for this symbol at this interval (tapewatch status lists them), "
+            "or choose --interval / --start / --end where they are"
+        )
     return Period("in-sample", ((0, cut),)), Period(f"out-of-sample, final untouched {fraction:.0%}", ((cut, len(ts)),))
 
 

@@ -6,16 +6,29 @@ the signal claims (+1: higher than the base, -1: lower) — and a list of event 
 of row positions (episode starts, see :mod:`tapewatch.study.events`).
 
 For each set and column: the event mean (the hit rate, or the mean forward return), the median,
-and the base = the mean over *all* scorable bars of the same period. Uncertainty comes from a
-stationary block bootstrap of the bars (``arch.bootstrap.StationaryBootstrap``; the mean block
-length is ``arch.bootstrap.optimal_block_length`` of the outcome columns, the largest of them):
-each draw resamples bar positions, so events and the base are resampled together with their
-serial dependence. One set of draws serves every parameter set: per draw only the number of times
-each bar was drawn is formed, and the event sums of all sets are one sparse product.
+and the base = the mean over *all* scorable bars of the same period.
 
-The p-value is one-sided in the claimed direction, from the centred bootstrap: with
-``d = event mean - base``, ``p = (1 + #{s·(d* - d) >= s·d}) / (1 + draws)``. Intervals are the
-percentile intervals of the event mean.
+Tests are one-sided in the direction the signal claims, and every interval is the matching
+one-sided bound at ``confidence`` (a lower bound when the claim is "higher", an upper bound when
+it is "lower"; the other end is open, NaN), so "p <= 1 - confidence" exactly when the bound
+excludes the base. Both hold for any number of events, one included:
+
+* a 0/1 column (the move label): the exact binomial test of the hits among the ``n`` events
+  against the base rate, ``p = P(X >= hits)`` for ``X ~ Binomial(n, base)`` (``P(X <= hits)`` for a
+  claim "lower"), and the one-sided Clopper–Pearson bound (``scipy.stats``). A single hit can never
+  give ``p`` below the base rate.
+* a forward-return column: a rotation permutation test on the same bars. Each draw shifts all of a
+  set's events together by one random offset along the period (circularly), which keeps their
+  spacing and the returns' own serial dependence; ``p = (1 + #{s·(m* - m) >= 0}) / (1 + draws)``
+  with ``m`` the event mean, ``m*`` the shifted one and ``s`` the claimed direction. The bound
+  inverts that test: ``m + base - s·c`` with ``c`` the critical value of ``s·m*`` at level
+  ``1 - confidence``.
+
+Medians get a stationary block bootstrap of the bars (``arch.bootstrap.StationaryBootstrap``; the
+mean block length is ``arch.bootstrap.optimal_block_length`` of the outcome columns, the largest
+of them) and the same one-sided percentile bound. One set of draws serves every parameter set: per
+draw one shift (and one bootstrap count vector), and the event sums of all sets are one sparse
+product.
 """
 
 from __future__ import annotations
@@ -27,6 +40,7 @@ import numpy as np
 from arch.bootstrap import StationaryBootstrap, optimal_block_length
 from numpy.typing import NDArray
 from scipy import sparse
+from scipy.stats import beta, binom
 
 F64 = NDArray[np.float64]
 Positions = NDArray[np.intp]
@@ -48,6 +62,11 @@ class Sample:
     def bars(self) -> int:
         return int(self.values.shape[0])
 
+    @property
+    def binary(self) -> tuple[bool, ...]:
+        """Per column: every scorable value is 0 or 1 (a label, tested exactly)."""
+        return tuple(bool(np.isin(c[~np.isnan(c)], (0.0, 1.0)).all()) for c in self.values.T)
+
 
 @dataclass(frozen=True)
 class Estimates:
@@ -67,14 +86,14 @@ class Estimates:
 
 @dataclass(frozen=True)
 class Bootstrap:
-    """Bootstrap results; arrays are sets × columns."""
+    """Test results; arrays are sets × columns (see the module doc)."""
 
-    block: int  # mean block length (bars)
+    block: int  # mean block length of the median bootstrap (bars)
     reps: int
     confidence: float
-    ci_low: F64  # percentile interval of the event mean
-    ci_high: F64
-    p: F64  # one-sided p-value of event mean vs base, in the claimed direction
+    ci_low: F64  # one-sided bound of the event mean: the lower one for a claim "higher", else NaN
+    ci_high: F64  # the upper one for a claim "lower", else NaN
+    p: F64  # one-sided p-value of event mean vs base, in the claimed direction (exact for 0/1 columns)
     median_ci_low: F64 = field(repr=False)  # NaN except for the sets asked for in ``detail``
     median_ci_high: F64 = field(repr=False)
 
@@ -157,48 +176,42 @@ class Group:
 
 
 class _Accumulator:
-    """Collects one group's bootstrap draws."""
+    """Collects one group's draws: per draw the event means of every set shifted by one offset,
+    and the bootstrap counts of the sets that get a median bound."""
 
     def __init__(self, g: Group, reps: int) -> None:
         vals = g.sample.values
         self.group = g
         self.ok = ~np.isnan(vals)
-        okf = self.ok.astype(np.float64)
-        vz = np.where(self.ok, vals, 0.0)
-        self.ok_t = np.ascontiguousarray(okf.T)  # columns × bars, for one BLAS product per draw
-        self.vz_t = np.ascontiguousarray(vz.T)
+        self.okvz = np.hstack([self.ok.astype(np.float64), np.where(self.ok, vals, 0.0)])  # counts and sums at once
         self.mat, self.union = event_matrix(g.sets, len(vals))
         self.m = vals.shape[1]
-        self.okvz_u = np.hstack([okf[self.union], vz[self.union]])  # counts and sums in one product
         self.detail = {i: np.asarray(g.sets[i], dtype=np.intp) for i in g.detail}
         self.detail_counts = {i: np.zeros((reps, len(p))) for i, p in self.detail.items()}
-        self.mean_star = np.full((reps, len(g.sets), vals.shape[1]), np.nan)
-        self.base_star = np.full((reps, vals.shape[1]), np.nan)
+        self.mean_shift = np.full((reps, len(g.sets), vals.shape[1]), np.nan)
 
-    def add(self, b: int, counts: F64) -> None:
-        """Draw ``b``: ``counts[t]`` = how often bar ``t`` was drawn."""
-        self.base_star[b] = (self.vz_t @ counts) / (self.ok_t @ counts)
-        both = np.asarray(self.mat @ (counts[self.union][:, None] * self.okvz_u))
+    def add(self, b: int, shift: int, counts: F64) -> None:
+        """Draw ``b``: every event moved ``shift`` rows on (circularly); ``counts[t]`` = how often the
+        bootstrap drew bar ``t``."""
+        both = np.asarray(self.mat @ self.okvz[(self.union + shift) % len(self.okvz)])
         n_b, s_b = both[:, :self.m], both[:, self.m:]
-        self.mean_star[b] = np.where(n_b > 0, s_b / np.where(n_b > 0, n_b, 1.0), np.nan)
+        self.mean_shift[b] = np.where(n_b > 0, s_b / np.where(n_b > 0, n_b, 1.0), np.nan)
         for i, pos in self.detail.items():
             self.detail_counts[i][b] = counts[pos]
 
     def result(self, block: int, reps: int, confidence: float) -> Bootstrap:
-        """Intervals and centred one-sided p-values from the collected draws."""
+        """One-sided p-values and bounds (exact for 0/1 columns, rotation otherwise), median bounds."""
         g = self.group
-        vals = g.sample.values
+        vals, est = g.sample.values, g.est
         k, m = len(g.sets), vals.shape[1]
-        signs = np.asarray(g.sample.signs, dtype=np.float64)[None, None, :]
-        d_hat = g.est.excess[None, :, :]
-        d_star = self.mean_star - self.base_star[:, None, :]
-        drawn = ~np.isnan(d_star)
-        exceed = (signs * (d_star - d_hat) >= signs * d_hat - 1e-12) & drawn
-        with np.errstate(invalid="ignore", divide="ignore"):
-            p = (1.0 + exceed.sum(axis=0)) / (1.0 + drawn.sum(axis=0))
-        p[np.isnan(g.est.mean)] = np.nan
-        tail = (1.0 - confidence) / 2.0
-        ci_low, ci_high = _percentiles(self.mean_star, tail)
+        sign = np.asarray(g.sample.signs, dtype=np.float64)
+        p, bound = rotation_test(self.mean_shift, est.mean, est.base, sign, 1.0 - confidence)
+        for j in np.flatnonzero(g.sample.binary):
+            p[:, j], bound[:, j] = exact_hit_test(est.total[:, j], est.n[:, j], est.base[j], int(sign[j]), confidence)
+        p[np.isnan(est.mean)] = np.nan
+        bound[np.isnan(est.mean)] = np.nan
+        up = sign[None, :] > 0
+        ci_low, ci_high = np.where(up, bound, np.nan), np.where(up, np.nan, bound)
         med_lo = np.full((k, m), np.nan)
         med_hi = np.full((k, m), np.nan)
         for i, pos in self.detail.items():
@@ -206,9 +219,53 @@ class _Accumulator:
                 good = self.ok[pos, j]
                 if good.any():
                     meds = _weighted_medians(vals[pos[good], j], self.detail_counts[i][:, good])
-                    lo, hi = _percentiles(meds[:, None], tail)
-                    med_lo[i, j], med_hi[i, j] = lo[0], hi[0]
+                    q = float(np.nanquantile(meds, 1.0 - confidence if sign[j] > 0 else confidence))
+                    med_lo[i, j], med_hi[i, j] = (q, np.nan) if sign[j] > 0 else (np.nan, q)
         return Bootstrap(block, reps, confidence, ci_low, ci_high, p, med_lo, med_hi)
+
+
+def exact_hit_test(hits: F64, n: NDArray[np.int64], base: float, sign: int, confidence: float) -> tuple[F64, F64]:
+    """Exact binomial test of ``hits`` out of ``n`` events against the rate ``base``, one-sided in
+    the direction ``sign`` (+1: more hits than ``base`` predicts), and the matching one-sided
+    Clopper–Pearson bound at ``confidence`` (lower for +1, upper for -1). NaN where ``n`` is 0.
+
+    ``p <= 1 - confidence`` exactly when the bound excludes ``base``.
+    """
+    k = np.round(np.asarray(hits, dtype=np.float64))
+    nn = np.asarray(n, dtype=np.float64)
+    a = 1.0 - confidence
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if sign > 0:
+            p = binom.sf(k - 1, nn, base)
+            bound = np.where(k > 0, beta.ppf(a, np.maximum(k, 1), nn - k + 1), 0.0)
+        else:
+            p = binom.cdf(k, nn, base)
+            bound = np.where(k < nn, beta.ppf(1.0 - a, k + 1, np.maximum(nn - k, 1)), 1.0)
+    none = nn <= 0
+    return np.where(none, np.nan, p), np.where(none, np.nan, bound)
+
+
+def rotation_test(shifted: F64, mean: F64, base: F64, sign: F64, alpha: float) -> tuple[F64, F64]:
+    """p-values and one-sided bounds from rotated event means (see the module doc).
+
+    ``shifted``: draws × sets × columns (NaN: no scorable event after the shift); ``mean``: sets ×
+    columns; ``base`` and ``sign`` per column; ``alpha`` = 1 - confidence. The bound is
+    ``mean + base - s·c`` where ``c`` is the ``(r + 1)``-th largest ``s·m*`` with
+    ``r = floor(alpha (1 + draws) - 1)``, so ``p <= alpha`` exactly when ``s·(bound - base) > 0``;
+    NaN when too few draws allow ``p <= alpha``.
+    """
+    s = sign[None, None, :]
+    drawn = ~np.isnan(shifted)
+    valid = drawn.sum(axis=0)
+    exceed = (s * (shifted - mean[None]) >= -1e-12) & drawn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = (1.0 + exceed.sum(axis=0)) / (1.0 + valid)
+    desc = np.sort(-(s * shifted), axis=0)  # ascending negatives = descending s·m*, NaN last
+    r = np.floor(alpha * (1.0 + valid) - 1.0 + 1e-9).astype(np.int64)
+    c = -np.take_along_axis(desc, np.clip(r, 0, max(len(shifted) - 1, 0))[None], axis=0)[0]
+    bound = mean + base[None, :] - sign[None, :] * c
+    bound[(r < 0) | (valid == 0)] = np.nan
+    return p, bound
 
 
 def bootstrap_groups(
@@ -218,11 +275,12 @@ def bootstrap_groups(
     confidence: float = 0.95,
     block: int | None = None,
 ) -> list[Bootstrap]:
-    """Stationary block bootstrap of every set's event mean against the base (see the module doc).
+    """Every set's event mean tested against the base (see the module doc).
 
     All groups must be samples of the same period (same bars); they share the draws: ``reps``
-    draws seeded by ``seed``, mean block length ``block`` bars (default :func:`block_length`).
-    Memory: ``reps × sets × columns`` floats per group (1,000 × 1,000 × 4 = 32 MB).
+    rotations and bootstrap draws seeded by ``seed``, mean block length ``block`` bars (default
+    :func:`block_length`). Memory: ``reps × sets × columns`` floats per group (1,000 × 1,000 × 4 =
+    32 MB).
     """
     bars = groups[0].sample.bars
     if any(g.sample.bars != bars for g in groups):
@@ -230,11 +288,12 @@ def bootstrap_groups(
     blk = block or block_length([g.sample for g in groups])
     accs = [_Accumulator(g, reps) for g in groups]
     bs = StationaryBootstrap(blk, np.zeros(bars), seed=seed)
+    shifts = np.random.default_rng(seed).integers(0, bars, size=reps)
     with np.errstate(invalid="ignore", divide="ignore"):
         for b in range(reps):
             counts = np.bincount(bs.update_indices(), minlength=bars).astype(np.float64)
             for acc in accs:
-                acc.add(b, counts)
+                acc.add(b, int(shifts[b]), counts)
     return [acc.result(blk, reps, confidence) for acc in accs]
 
 
@@ -250,17 +309,6 @@ def bootstrap(
 ) -> Bootstrap:
     """:func:`bootstrap_groups` for a single group."""
     return bootstrap_groups([Group(sample, sets, est, detail)], reps, seed, confidence, block)[0]
-
-
-def _percentiles(draws: F64, tail: float) -> tuple[F64, F64]:
-    """Lower and upper ``tail`` quantiles over axis 0, ignoring NaN draws (NaN when all are NaN)."""
-    ok = ~np.isnan(draws).all(axis=0)
-    lo = np.full(draws.shape[1:], np.nan)
-    hi = np.full(draws.shape[1:], np.nan)
-    if ok.any():
-        q = np.nanquantile(draws[:, ok], [tail, 1.0 - tail], axis=0)
-        lo[ok], hi[ok] = q[0], q[1]
-    return lo, hi
 
 
 def selection_score(est: Estimates, column: int, min_events: int) -> F64:

@@ -14,8 +14,9 @@ gives 2 × 3 × 2 = 12 parameter sets, in file order with the last key varying f
 
 Evaluation is plain: an ``EventFn`` maps one parameter set (``{"window": "1h", ...}``) to the
 per-bar firing of each side (``{"distribution": bool array, "accumulation": bool array}``); the
-sweep calls it once per set and keeps only the episode starts (``events.collapse``), so per set
-the work is the firing mask and a cool-down — all statistics are then batched over sets.
+sweep calls it once per set and keeps only the counted episode starts (``events.collapse``, then
+``events.thin``), so per set the work is the firing mask, a cool-down and the thinning — all
+statistics are then batched over sets.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tapewatch.config import ConfigError
-from tapewatch.study.events import collapse
+from tapewatch.study.events import collapse, thin
 from tapewatch.tomlfile import read_toml
 
 Params = dict[str, Any]
@@ -82,8 +83,10 @@ def event_sets(
     event_fn: EventFn,
     grid: Sequence[Params],
     cooldown: Cooldown,
+    gap_ns: int = 0,
 ) -> dict[str, list[NDArray[np.intp]]]:
-    """Episode-start positions of every side for every parameter set (same order as ``grid``).
+    """Episode-start positions of every side for every parameter set (same order as ``grid``),
+    thinned to counted events at least ``gap_ns`` apart (:func:`~tapewatch.study.events.thin`).
 
     The sides are those the function returns for the first set; a side missing for a later set
     has no events there.
@@ -99,5 +102,5 @@ def event_sets(
             mask = fired.get(side)
             if mask is not None and len(mask) != len(ts):
                 raise ValueError(f"event function returned {len(mask)} values for {side}, expected {len(ts)} bars")
-            found.append(empty if mask is None else collapse(ts, mask, cd))
+            found.append(empty if mask is None else thin(ts, collapse(ts, mask, cd), gap_ns))
     return out

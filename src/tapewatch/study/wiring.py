@@ -29,18 +29,19 @@ import numpy as np
 import polars as pl
 
 from tapewatch import detector
-from tapewatch.config import Config, ConfigError, config_from_dict, to_bars
+from tapewatch.config import Config, ConfigError, config_from_dict, inert_settings, to_bars
 from tapewatch.errors import TapewatchError
 from tapewatch.report import FactorPanel
 from tapewatch.signals.book import tag
 from tapewatch.signals.compute import compute_frame
-from tapewatch.signals.frame import Aligned, input_status, load, warmup_bars
+from tapewatch.signals.frame import Aligned, InputStatus, input_status, load, warmup_bars
 from tapewatch.store import Store
 from tapewatch.study.forward import PriceBars
-from tapewatch.study.run import TrackRecord, track_record
+from tapewatch.study.run import TrackRecords, track_record
 from tapewatch.study.settings import StudySettings
 from tapewatch.study.sweep import EventFn, Params
-from tapewatch.timeutil import interval_ns
+from tapewatch.signals.base import Context
+from tapewatch.timeutil import interval_ns, ns_to_iso
 
 SIDE_COLUMNS = ("distribution", "accumulation")
 # Configuration keys that change what `signals.frame.load` reads from the store; a grid that sweeps
@@ -100,6 +101,8 @@ class DetectorStudy:
     factors: tuple[FactorPanel, ...]
     missing: tuple[str, ...]  # inputs with no data in the range: "label (source): why"
     unknown: dict[str, int]  # per side: bars where the detector could not tell (base configuration)
+    blocked: tuple[str, ...] = ()  # required factors unavailable on every bar, each with why
+    warnings: tuple[str, ...] = ()  # sweep sets with a setting that has no effect at this interval
 
     def cooldown_ns(self, params: Params) -> int:
         """The cool-down of a parameter set in ns (``detector.cooldown`` in whole bars)."""
@@ -131,8 +134,14 @@ def _price_hl(store: Store, cfg: Config, base: str, interval: str, frame: pl.Dat
     return out.drop("price_source")
 
 
-def factor_panels(frame: pl.DataFrame, cfg: Config) -> tuple[FactorPanel, ...]:
-    """One report panel per factor (and funding), from a signal frame aligned with the study bars."""
+def factor_panels(frame: pl.DataFrame, cfg: Config, why: dict[str, str] | None = None) -> tuple[FactorPanel, ...]:
+    """One report panel per factor (and funding), from a signal frame aligned with the study bars;
+    ``why``: per input key (``spot``, ``premium_a``, ``book``, ``oi``, ``funding``…) why it is
+    missing, shown on a panel with no value."""
+    why = why or {}
+
+    def note(default: str, *keys: str) -> str:
+        return next((why[k] for k in keys if why.get(k)), default)
 
     def col(name: str) -> np.ndarray:
         if name not in frame.columns:
@@ -143,17 +152,17 @@ def factor_panels(frame: pl.DataFrame, cfg: Config) -> tuple[FactorPanel, ...]:
     return (
         FactorPanel("taker flow: cumulative net taker volume (CVD)",
                     {"spot CVD": col("spot_cvd"), "perp CVD": col("perp_cvd")}, "base units",
-                    note="no taker buy/sell split in the stored bars"),
+                    note=note("no taker buy/sell split in the stored bars", "spot")),
         FactorPanel("premium index (venue a − venue b, % of price)", {"premium index": col("premium_index")}, "%",
                     (cfg.premium.threshold_pct, -cfg.premium.threshold_pct),
-                    note="no bars of both premium venues"),
+                    note=note("no bars of both premium venues", "premium_a", "premium_b")),
         FactorPanel(f"book ratio within {cfg.book.band:g} % ((bids − asks) / (bids + asks))",
                     {f"book ratio {cfg.book.band:g} %": col(f"book_ratio_{band}")}, "",
-                    (cfg.book.threshold, -cfg.book.threshold), note="no book_depth records"),
+                    (cfg.book.threshold, -cfg.book.threshold), note=note("no book_depth records", "book")),
         FactorPanel("open interest vs price (change over W, %)",
                     {"OI change": col("oi_change_pct"), "price change": col("price_change_pct")}, "%",
-                    (cfg.oi.rise_pct,), note="no open-interest records"),
-        FactorPanel("funding rate (context)", {"funding rate": col("funding_rate")}, "", note="no funding records"),
+                    (cfg.oi.rise_pct,), note=note("no open-interest records", "oi")),
+        FactorPanel("funding rate (context)", {"funding rate": col("funding_rate")}, "", note=note("no funding records", "funding")),
     )
 
 
@@ -170,6 +179,7 @@ def prepare(
     base = symbol.split("/")[0].split("-")[0].upper()
     step = interval_ns(interval)
     configs = {_canon(p): config_with(cfg, p) for p in grid}
+    warnings = _inert(configs, interval, step)
     loads: dict[str, Aligned] = {}
     for key in dict.fromkeys(_input_key(c) for c in configs.values()):
         group = [c for c in configs.values() if _input_key(c) == key]
@@ -205,15 +215,62 @@ def prepare(
         return {s: f.get_column(s).fill_null(False).to_numpy() for s in SIDE_COLUMNS}
 
     statuses = input_status(base_frame, loads[_input_key(cfg)])
-    missing = tuple(f"{i.label} ({i.source}): {i.note}" for i in statuses if i.status == "missing")
+    missing = tuple(f"{i.label} ({i.source}): {i.note}" for i in statuses if i.status == "missing" or i.unsplit)
     unknown = {s: int(frame.get_column(s).is_null().sum()) for s in SIDE_COLUMNS}
-    return DetectorStudy(base, interval, bars, event_fn, configs, frame, factor_panels(frame, cfg), missing, unknown)
+    why = {i.key: f"{i.label}: {i.note}" if i.note else f"{i.label}: none in the period" for i in statuses if i.status == "missing"}
+    return DetectorStudy(base, interval, bars, event_fn, configs, frame, factor_panels(frame, cfg, why), missing, unknown,
+                         never_available(frame, cfg, statuses), warnings)
+
+
+def never_available(frame: pl.DataFrame, cfg: Config, statuses: Sequence[InputStatus]) -> tuple[str, ...]:
+    """The required factors whose condition is unavailable on every bar of ``frame``, each as
+    ``"flow (spot bars: no taker buy/sell split in these bars…)"`` from its inputs' notes."""
+    notes = {i.key: f"{i.label}: {i.note}" if i.note else f"{i.label} on {i.bars:,} of {i.total:,} bars"
+             for i in statuses}
+    if cfg.premium.basis == "raw":
+        notes.pop("usdt_usd", None)
+    out = []
+    for f in cfg.detector.required:
+        col = detector.condition_column(f, "distribution")
+        if frame.height and frame.get_column(col).null_count() == frame.height:
+            why = "; ".join(notes[k] for k in detector.FACTORS[f].INPUTS if k in notes)
+            out.append(f"{f} ({why})")
+    return tuple(out)
+
+
+def explain_events(ds: DetectorStudy, cfg: Config, events: dict[str, np.ndarray]) -> dict[str, list[str]]:
+    """Per side, one line per event (``events``: positions in the study bars) for the report's
+    hover: when, the close, the detector's decision and each factor's reason at that bar."""
+    ctx = Context(cfg, ds.base, ds.interval, ds.bars.step_ns, int(ds.bars.ts[0]) if len(ds.bars.ts) else 0)
+    out: dict[str, list[str]] = {}
+    for side, pos in events.items():
+        lines = []
+        for i in np.asarray(pos, dtype=np.int64):
+            d = detector.evaluate(ds.frame.row(int(i), named=True), ctx, side)  # type: ignore[arg-type]
+            reasons = "<br>".join(f"{r.factor} {r.state.value}: {r.why}" for r in d.readings)
+            lines.append(f"<b>{side}</b> {ns_to_iso(int(ds.bars.ts[i]))} UTC, close {ds.bars.close[i]:,.2f}<br>"
+                         f"{d.reason}<br>{reasons}")
+        out[side] = lines
+    return out
+
+
+def _inert(configs: dict[str, Config], interval: str, step: int) -> tuple[str, ...]:
+    """Settings without effect at ``interval``: an error for a single configuration, one warning per
+    parameter set of a sweep (sets that differ only in an inert key are the same detector)."""
+    found = {key: inert_settings(c, interval, step) for key, c in configs.items()}
+    if len(configs) == 1:
+        (problems,) = found.values()
+        if problems:
+            raise ConfigError(problems[0])
+        return ()
+    return tuple(f"parameter set {key}: {p}" for key, problems in found.items() for p in problems)
 
 
 def track_records(store: Store, symbol: str, interval: str, cfg: Config, settings: StudySettings,
-                  end: int | None = None) -> dict[str, TrackRecord]:
-    """This configuration's record on all stored history before ``end``: per side the scored events,
-    hits, hit rate and base rate (no bootstrap) — what ``tapewatch scan`` shows next to each event."""
+                  end: int | None = None) -> TrackRecords:
+    """This configuration's point-in-time records on the stored history before ``end`` — what
+    ``tapewatch scan`` shows next to each event (``records.at(side, event_ts)``: only events and
+    base-rate bars whose outcome was known before that event)."""
     ds = prepare(store, symbol, interval, None, end, cfg)
     fired = ds.event_fn({})
     return track_record(ds.bars, fired, settings, ds.cooldown_ns({}))
