@@ -60,7 +60,7 @@ def imported(request, shared: Path, tmp_path: Path):
 def test_wide_bands_are_nan_and_the_known_range_is_given(imported) -> None:
     store, (market, venue), snap = imported
     key = ("binance", market, "BTC/USDT")
-    assert B.assert_store_matches_reference(store, key, venue) >= 100
+    assert B.assert_store_matches_reference(store, key, venue) >= 10
     depth = store.read("book_depth", *key)
     assert depth.height and depth["band_pct"].unique().sort().to_list() == [1.0, 2.0, 5.0, 10.0]
     for c in ("bid_amount", "ask_amount", "bid_notional", "ask_notional"):
@@ -104,7 +104,7 @@ def test_bands_inside_the_known_range_equal_the_reference(imported) -> None:
 def test_book_factor_says_its_band_is_out_of_range(imported) -> None:
     store, (market, _), _ = imported
     first = store.read("book_depth")["ts"].min()
-    t0 = (int(first.timestamp()) // 60 + 1) * 60 * 10**9
+    t0 = int(first.timestamp()) // 60 * 60 * 10**9  # the minute of the first depth sample
     store.write("bar", pl.DataFrame({
         "exchange": "binance", "market": market, "symbol": "BTC/USDT", "interval": "1m",
         "ts": [t0 + i * 60 * 10**9 for i in range(4)], "open": 61_800.0, "high": 61_800.0, "low": 61_800.0,
@@ -112,7 +112,7 @@ def test_book_factor_says_its_band_is_out_of_range(imported) -> None:
     }))
     cfg = config_from_dict({"book": {"band": 1.0, "sustain": 1, "max_age": "2m"}})
     sig = compute_signals(store, "BTC", "1m", config=cfg)
-    row = sig.table(all_columns=True).row(1, named=True)
+    row = sig.table(all_columns=True).row(0, named=True)
     assert math.isnan(row["book_ratio_1"]) and 0 < row["book_bid_known_pct"] < 0.5
     ctx = Context(cfg, "BTC", "1m", 60 * 10**9, t0)
     reading = book_factor.reading(row, ctx, "distribution")
