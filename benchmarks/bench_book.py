@@ -134,7 +134,9 @@ class Tapewatch:
     def __init__(self, t):
         from tapewatch.book import BookEngine
 
-        self.eng = BookEngine(t["venue"], *t["key"], bands=BANDS, references=("mid",))
+        # full_depth: sum every level held, as the other books do (by default a band past a
+        # snapshot's deepest level is NaN, which they cannot tell)
+        self.eng = BookEngine(t["venue"], *t["key"], bands=BANDS, references=("mid",), full_depth=True)
         self.samples = 0
         self.first_end = int(t["arrays"]["ts"].max())
         self.seen: dict[int, float] = {}

@@ -8,12 +8,16 @@ amount *text* (``price_text``, ``amount_text``) so the reference book can work i
 
 :class:`RefBook` is a deliberately plain reference: ``dict`` price → size per side, ``Decimal``
 prices, the venue rules written out as the documentation words them, and bands by filtering the
-dicts. It shares no code with :mod:`tapewatch.book`.
+dicts. It shares no code with :mod:`tapewatch.book`. Known range: after a snapshot the book is
+known from its deepest bid up and its deepest ask down (the whole book for a full-depth snapshot);
+a band whose limit lies past that on a side has NaN amounts there, and each sample also gives
+how far from the reference the book is known (%).
 """
 
 from __future__ import annotations
 
 import csv
+import math
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -23,6 +27,8 @@ import polars as pl
 
 from tapewatch.symbols import unify
 
+INF = Decimal("Infinity")
+NAN = float("nan")
 COLUMNS = ["exchange", "market", "symbol", "ts", "seq", "first_seq", "prev_seq", "side", "price", "amount",
            "is_snapshot", "price_text", "amount_text"]
 SCHEMA = {
@@ -200,6 +206,9 @@ class RefBook:
     stale: int = 0
     resyncs: int = 0
     ever: bool = False
+    full_depth: bool = False  # every snapshot holds the whole book
+    known_bid: Decimal = INF  # the book is known for bids >= this (-INF: whole side; INF: nothing)
+    known_ask: Decimal = -INF
 
     # the rule for one message
     def action(self, m: Msg, cont: bool) -> str:
@@ -248,7 +257,15 @@ class RefBook:
             self.last = m.seq
         self.state = "live"
 
+    def _know(self, m: Msg) -> None:
+        if self.full_depth or (self.venue == "coinbase" and m.seq is None):
+            self.known_bid, self.known_ask = -INF, INF
+            return
+        self.known_bid = min([self.known_bid] + [p for side, p, _ in m.rows if side == "bid"])
+        self.known_ask = max([self.known_ask] + [p for side, p, _ in m.rows if side == "ask"])
+
     def _discard(self) -> None:
+        self.known_bid, self.known_ask = INF, -INF
         self.bids.clear()
         self.asks.clear()
         self.state = "none"
@@ -268,12 +285,17 @@ class RefBook:
                 if ref == "mid":
                     mid = (bb + ba) / 2
                     lo, hi = mid * (1 - f), mid * (1 + f)
+                    rb = ra = mid
                 else:
                     lo, hi = bb * (1 - f), ba * (1 + f)
+                    rb, ra = bb, ba
                 bid = [(p, q) for p, q in self.bids.items() if p >= lo]
                 ask = [(p, q) for p, q in self.asks.items() if p <= hi]
-                out[(ref, b)] = (sum(q for _, q in bid), sum(q for _, q in ask),
-                                 sum(p * q for p, q in bid), sum(p * q for p, q in ask))
+                bq, bn = (sum(q for _, q in bid), sum(p * q for p, q in bid)) if lo >= self.known_bid else (NAN, NAN)
+                aq, an = (sum(q for _, q in ask), sum(p * q for p, q in ask)) if hi <= self.known_ask else (NAN, NAN)
+                kb = float("inf") if self.known_bid == -INF else max(0.0, float((rb - self.known_bid) / rb * 100))
+                ka = float("inf") if self.known_ask == INF else max(0.0, float((self.known_ask - ra) / ra * 100))
+                out[(ref, b)] = (bq, aq, bn, an, kb, ka)
         return top, out
 
     def feed(self, msgs: list[Msg]) -> None:
@@ -311,7 +333,9 @@ class RefBook:
                 self.ever = True
                 self.bids.clear()
                 self.asks.clear()
+                self.known_bid, self.known_ask = INF, -INF
                 self._apply(m)
+                self._know(m)
                 self.last = m.seq
                 self.state = "await" if self.venue.startswith("binance") else "live"
                 self.crossed = False
@@ -334,6 +358,7 @@ class RefBook:
             elif a == "cont":
                 if self.state != "none":
                     self._apply(m)
+                    self._know(m)
             if a in ("apply", "snapshot", "cont") and self.state != "none":
                 self.crossed = bool(self.bids) and bool(self.asks) and max(self.bids) >= min(self.asks)
             self.prev_snap_seq = m.seq if m.snap else "x"
@@ -375,18 +400,22 @@ def engine_samples(depth: pl.DataFrame, top: pl.DataFrame) -> dict:
             tp = tops[t]
             out[t] = ((tp["bid_price"], tp["bid_amount"], tp["ask_price"], tp["ask_amount"]), {})
         out[t][1][(r["reference"], int(r["band_pct"]) if r["band_pct"].is_integer() else r["band_pct"])] = (
-            r["bid_amount"], r["ask_amount"], r["bid_notional"], r["ask_notional"])
+            r["bid_amount"], r["ask_amount"], r["bid_notional"], r["ask_notional"], r["bid_known_pct"],
+            r["ask_known_pct"])
     return out
 
 
 def close(a: float, b, rel: float = 1e-9) -> bool:
+    """Equal within ``rel``; NaN equals NaN (a band past the known range), inf equals inf."""
     b = float(b)
+    if math.isnan(a) or math.isnan(b) or math.isinf(a) or math.isinf(b):
+        return (math.isnan(a) and math.isnan(b)) or a == b
     return abs(a - b) <= rel * max(abs(a), abs(b), 1e-12)
 
 
-def assert_same_samples(engine: dict, ref: dict, only: set | None = None) -> None:
+def assert_same_samples(engine: dict, ref: dict, only: set | None = None, known: bool = True) -> None:
     """Same sample points, and at each the same top of book and band depths (with ``only``: at
-    those points, which both must have)."""
+    those points, which both must have); with ``known=False`` the known ranges are not compared."""
     if only is None:
         keys = set(ref)
         assert set(engine) == keys, (
@@ -403,5 +432,33 @@ def assert_same_samples(engine: dict, ref: dict, only: set | None = None) -> Non
         assert close(etop[1], rtop[1]) and close(etop[3], rtop[3]), (t, etop, rtop)
         assert set(eb) == set(rb), (t, set(eb), set(rb))
         for k in rb:
-            for x, y in zip(eb[k], rb[k]):
+            for x, y in zip(eb[k][: 6 if known else 4], rb[k]):
                 assert close(x, y), (t, k, eb[k], rb[k])
+
+
+def stored_reference(store, key: tuple[str, str, str], venue: str) -> RefBook:
+    """The reference book fed a book's stored book_delta rows (in stored order), finished at its
+    last message, sampling the ``mid`` bands."""
+    raw = store.read("book_delta", *key).with_columns(
+        pl.col("ts").dt.epoch("ns"),
+        pl.col("price").map_elements(repr, return_dtype=pl.String).alias("price_text"),
+        pl.col("amount").map_elements(repr, return_dtype=pl.String).alias("amount_text"),
+    )
+    ref = RefBook(venue, references=("mid",))
+    ref.feed(split_messages(raw))
+    ref.finish(ref.last_ts)
+    return ref
+
+
+def assert_store_matches_reference(store, key: tuple[str, str, str], venue: str) -> int:
+    """The stored book_depth of a book equals, at every sample point, the reference fed the
+    stored deltas (amounts, notionals, known ranges); returns the number of sample points."""
+    ref = stored_reference(store, key, venue)
+    depth = store.read("book_depth", *key)
+    ts = sorted(set(depth["ts"].dt.epoch("ns").to_list()))
+    tops = pl.DataFrame([(t, *map(float, ref.samples[t][0])) for t in ts if t in ref.samples],
+                        schema=["ts", "bid_price", "bid_amount", "ask_price", "ask_amount"], orient="row",
+                        ).with_columns(pl.col("ts").cast(pl.Datetime("ns", "UTC")))
+    assert set(depth["reference"].unique()) <= {"mid"}
+    assert_same_samples(engine_samples(depth, tops), ref.samples)
+    return len(ts)

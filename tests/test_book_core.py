@@ -27,9 +27,11 @@ def like():
     return pl.DataFrame({"exchange": [KEY[0]], "market": [KEY[1]], "symbol": [KEY[2]]})
 
 
-def run(venue, msgs, references=("mid", "touch"), bands=(1, 2, 5, 10), end=None, chunks=1, **opts):
+def run(venue, msgs, references=("mid", "touch"), bands=(1, 2, 5, 10), end=None, chunks=1, full_depth=True, **opts):
+    """Engine and reference fed ``msgs``; snapshots are full depth unless told (the band arithmetic
+    is tested here; the known range of a partial snapshot in test_book_known_range.py)."""
     df = B.to_frame(msgs, like())
-    eng = BookEngine(venue, *KEY, references=references, bands=bands, **opts)
+    eng = BookEngine(venue, *KEY, references=references, bands=bands, full_depth=full_depth, **opts)
     parts = []
     step = -(-df.height // chunks)
     for lo in range(0, df.height, step):
@@ -37,7 +39,7 @@ def run(venue, msgs, references=("mid", "touch"), bands=(1, 2, 5, 10), end=None,
     parts.append(eng.finish(end))
     depth = pl.concat([p.depth for p in parts])
     got = B.engine_samples(depth, pl.concat([p.top for p in parts]))
-    ref = B.RefBook(venue, bands=tuple(bands), references=tuple(references))
+    ref = B.RefBook(venue, bands=tuple(bands), references=tuple(references), full_depth=full_depth)
     ref.feed(msgs)
     ref.finish(ref.last_ts if end is None else end)
     return eng, got, ref, depth

@@ -79,7 +79,7 @@ def test_recordings_match_reference(venue, symbol, df):
     assert st.samples == len(got)
     # book_depth rows: schema, one row per sample x reference x band, sane values
     assert depth.columns == ["exchange", "market", "symbol", "ts", "band_pct", "reference", "bid_amount",
-                             "ask_amount", "bid_notional", "ask_notional"]
+                             "ask_amount", "bid_notional", "ask_notional", "bid_known_pct", "ask_known_pct"]
     assert depth.height == len(got) * 2 * 4
     assert depth.filter((pl.col("bid_amount") <= 0) | (pl.col("ask_amount") <= 0)).is_empty()
     wide = depth.filter(pl.col("reference") == "mid").sort("ts", "band_pct")

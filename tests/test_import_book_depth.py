@@ -27,32 +27,10 @@ def test_imported_recordings_give_reference_depth(shared: Path, tmp_path: Path, 
     books = B.binance_books(shared, futures=futures)  # the books the raw lines hold
     assert {d.key[2] for d in report.books} >= set(books)
     for symbol in books:
-        raw = store.read("book_delta", "binance", "perp" if futures else "spot", symbol).with_columns(
-            pl.col("ts").dt.epoch("ns"),
-            pl.col("price").map_elements(repr, return_dtype=pl.String).alias("price_text"),
-            pl.col("amount").map_elements(repr, return_dtype=pl.String).alias("amount_text"),
-        )
-        venue = "binance_usdm" if futures else "binance_spot"
-        ref = B.RefBook(venue, references=("mid",))
-        ref.feed(B.split_messages(raw))
-        ref.finish(ref.last_ts)
-        depth = store.read("book_depth", "binance", "perp" if futures else "spot", symbol)
-        assert depth.height and set(depth["reference"].unique()) == {"mid"}
-        got = B.engine_samples(depth, _tops(ref, depth))
-        assert set(got) == set(ref.samples), symbol
-        for t, (_, bands) in ref.samples.items():
-            for key, want in bands.items():
-                assert all(B.close(g, w) for g, w in zip(got[t][1][key], want)), (symbol, t, key)
+        key = ("binance", "perp" if futures else "spot", symbol)
+        assert B.assert_store_matches_reference(store, key, "binance_usdm" if futures else "binance_spot")
         stats = next(d.stats for d in report.books if d.key[2] == symbol)
         assert stats.gaps == 0 and stats.in_sync
-
-
-def _tops(ref: B.RefBook, depth: pl.DataFrame) -> pl.DataFrame:
-    """The reference's top of book at the depth rows' times (the store keeps depth, not the top)."""
-    ts = sorted(set(depth["ts"].dt.epoch("ns").to_list()))
-    rows = [(t, *ref.samples[t][0]) for t in ts if t in ref.samples]
-    return pl.DataFrame(rows, schema=["ts", "bid_price", "bid_amount", "ask_price", "ask_amount"], orient="row").with_columns(
-        pl.col("ts").cast(pl.Datetime("ns", "UTC")))
 
 
 def test_reimport_rebuilds_the_same_depth(shared: Path, tmp_path: Path) -> None:

@@ -100,6 +100,10 @@ KINDS: dict[str, Kind] = {
                 pa.field("ask_amount", pa.float64()),
                 pa.field("bid_notional", pa.float64()),  # quote units
                 pa.field("ask_notional", pa.float64()),
+                # how far from the reference price the book is known (%; inf: the whole side; null:
+                # not recorded). A band wider than this has NaN amounts on that side, never a smaller sum.
+                pa.field("bid_known_pct", pa.float64()),
+                pa.field("ask_known_pct", pa.float64()),
             ],
             ("ts", "band_pct", "reference"),
         ),

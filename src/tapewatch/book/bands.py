@@ -22,6 +22,13 @@ so this is a few thousand additions per second of data, whatever the update rate
 
 :func:`with_delta_ratio` adds ``delta = bids - asks`` and ``ratio = (bids - asks) / (bids + asks)``
 (in [-1, 1]; null when the band is empty) to ``book_depth`` rows.
+
+Known range (see :mod:`tapewatch.book.core`): a band reaching past the deepest level the book
+knows on a side would understate that side, so :func:`mask_unknown` makes its amount and
+notional NaN, and gives how far from the reference the book is known (``bid_known_pct`` /
+``ask_known_pct``; ``inf`` for a side known whole). The test is exact in integer ticks: the bid
+side of a band is known when its limit ``mid * (1 - p/100)`` is at or above the deepest known
+bid (the ask side mirrored).
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import numpy as np
 import polars as pl
 
 from tapewatch.book._jit import njit
-from tapewatch.book.core import BASE, SHIFT, WIDTH
+from tapewatch.book.core import BASE, FULL_ASK, FULL_BID, KNOWN_ASK, KNOWN_BID, SHIFT, WIDTH
 from tapewatch.errors import TapewatchError
 
 DEFAULT_BANDS = (1.0, 2.0, 5.0, 10.0)
@@ -190,6 +197,42 @@ def band_sums(qty, aux, ist, ovb, ova, scale: float, bb: int, ba: int, bps, ref:
                     if t <= hi[k]:
                         out[k, 1] += q
                         out[k, 3] += q * (t / scale)
+
+
+@njit
+def mask_unknown(ist, bb: int, ba: int, bps, ref: int, out) -> None:
+    """NaN the bid (ask) fields of each band in ``out`` (see :func:`band_sums`) that reaches past
+    the known range, and write the known range in percent of the reference price into
+    ``out[k, 4]`` (bids) and ``out[k, 5]`` (asks)."""
+    kb = ist[KNOWN_BID]
+    ka = ist[KNOWN_ASK]
+    if ref == MID:
+        s = bb + ba  # twice the mid, in ticks
+        den = 20000
+        rb = s / 2.0
+        ra = rb
+    else:
+        den = 10000
+        rb = float(bb)
+        ra = float(ba)
+    bid_pct = np.inf if kb == FULL_BID else max(0.0, (rb - kb) / rb * 100.0)
+    ask_pct = np.inf if ka == FULL_ASK else max(0.0, (ka - ra) / ra * 100.0)
+    for k in range(len(bps)):
+        bp = bps[k]
+        out[k, 4] = bid_pct
+        out[k, 5] = ask_pct
+        if ref == MID:
+            lim_b = s * (10000 - bp)
+            lim_a = s * (10000 + bp)
+        else:
+            lim_b = bb * (10000 - bp)
+            lim_a = ba * (10000 + bp)
+        if kb != FULL_BID and (kb == FULL_ASK or lim_b < kb * den):
+            out[k, 0] = np.nan
+            out[k, 2] = np.nan
+        if ka != FULL_ASK and (ka == FULL_BID or lim_a > ka * den):
+            out[k, 1] = np.nan
+            out[k, 3] = np.nan
 
 
 def _unit_cols(unit: str) -> tuple[str, str]:

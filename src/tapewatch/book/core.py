@@ -22,6 +22,13 @@ and subtracting), and an update costs one extra store.
 
 The integer state vector ``ist`` holds the window position and best indices (fields below);
 the engine appends its own fields after :data:`BOOK_FIELDS`.
+
+Known range: a REST snapshot of N levels says nothing about the levels beyond its deepest bid and
+ask, and later diffs cannot tell either (a level out there that did not change is never sent).
+So the book is known on the bid side from its deepest snapshot bid up (``KNOWN_BID``), on the ask
+side up to its deepest snapshot ask (``KNOWN_ASK``); a full-depth snapshot (Coinbase's level2
+channel) makes a side known whole (:data:`FULL_BID` / :data:`FULL_ASK`). An empty book knows
+nothing (``KNOWN_BID = FULL_ASK``, ``KNOWN_ASK = FULL_BID``).
 """
 
 from __future__ import annotations
@@ -42,8 +49,12 @@ RECENTRES = 6  # how many times the window moved
 DLO = 7  # lowest window index written with a size since the last clear (W when none)
 DHI = 8  # highest such index (-1 when none): clearing a snapshot only zeroes this span
 SHIFT = 9  # log2 of the block length (ticks per block), chosen per window by :func:`block_shift`
-BOOK_FIELDS = 10
+KNOWN_BID = 10  # the book is known on the bid side for ticks >= this (see "Known range" below)
+KNOWN_ASK = 11  # ... and on the ask side for ticks <= this
+BOOK_FIELDS = 12
 MIN_SHIFT = 6
+FULL_BID = -(2**62)  # KNOWN_BID of a book known to the bottom (a full-depth snapshot)
+FULL_ASK = 2**62  # KNOWN_ASK of a book known to the top
 
 
 @njit
@@ -87,6 +98,24 @@ def clear(qty, aux, ist, ovb, ova) -> None:
     ist[BAW] = -1
     ist[OVB_MAX] = NOTICK
     ist[OVA_MIN] = NOTICK
+    ist[KNOWN_BID] = FULL_ASK
+    ist[KNOWN_ASK] = FULL_BID
+
+
+@njit
+def know_snapshot(ist, side, tick, r0: int, r1: int, full: bool) -> None:
+    """Widen the known range to the snapshot rows ``r0:r1`` (their deepest bid and ask), or to the
+    whole book when the snapshot is ``full`` depth."""
+    if full:
+        ist[KNOWN_BID] = FULL_BID
+        ist[KNOWN_ASK] = FULL_ASK
+        return
+    for r in range(r0, r1):
+        if side[r] == 0:
+            if tick[r] < ist[KNOWN_BID]:
+                ist[KNOWN_BID] = tick[r]
+        elif tick[r] > ist[KNOWN_ASK]:
+            ist[KNOWN_ASK] = tick[r]
 
 
 @njit

@@ -33,9 +33,9 @@ from tapewatch.book import rules as R
 from tapewatch.book._jit import level_dict, njit
 from tapewatch.book.bands import DEFAULT_BANDS, band_bps, reference_codes
 from tapewatch.book.core import (
-    BAW, BBW, BOOK_FIELDS, DHI, DLO, NOTICK, OVA_MIN, OVB_MAX, RECENTRES, WIDTH, BASE,
-    apply_overflow, apply_window, best_ask, best_bid, clear, count_levels, dump_levels, level_size, place_window,
-    recentre, set_level, SHIFT, aux_for, block_shift,
+    BAW, BBW, BOOK_FIELDS, DHI, DLO, FULL_ASK, FULL_BID, KNOWN_ASK, KNOWN_BID, NOTICK, OVA_MIN, OVB_MAX, RECENTRES,
+    WIDTH, BASE, apply_overflow, apply_window, best_ask, best_bid, clear, count_levels, dump_levels, know_snapshot,
+    level_size, place_window, recentre, set_level, SHIFT, aux_for, block_shift,
 )
 from tapewatch.book.sampling import BAND_FIELDS, TOP_FIELDS, ceil_grid, depth_frame, fill_sample, top_frame
 from tapewatch.book.validate import REASONS, BookDataError, Rows, messages, prepare  # noqa: F401
@@ -71,15 +71,17 @@ C_DISCARDS = BOOK_FIELDS + 21
 C_BAD_MESSAGES = BOOK_FIELDS + 22
 C_IGNORED_SNAPSHOTS = BOOK_FIELDS + 23
 C_SAMPLES = BOOK_FIELDS + 24
+UNSYNC_FROM = BOOK_FIELDS + 25  # since when the book is out of sync (NULL when in sync): no depth since
 N_FIELDS = BOOK_FIELDS + 32
 
 CONT_SKIP = 8  # rows continuing a message whose action was "ignore"
 
-EV_SYNC, EV_RESYNC, EV_GAP, EV_STALE, EV_CROSSED, EV_UNCROSSED, EV_MALFORMED, EV_SNAPSHOT_IGNORED, EV_SNAPSHOT = range(1, 10)
+(EV_SYNC, EV_RESYNC, EV_GAP, EV_STALE, EV_CROSSED, EV_UNCROSSED, EV_MALFORMED, EV_SNAPSHOT_IGNORED, EV_SNAPSHOT,
+ EV_MISSING) = range(1, 11)
 EVENT_NAMES = {
     EV_SYNC: "sync", EV_RESYNC: "resync", EV_GAP: "gap", EV_STALE: "stale", EV_CROSSED: "crossed",
     EV_UNCROSSED: "uncrossed", EV_MALFORMED: "malformed_message", EV_SNAPSHOT_IGNORED: "snapshot_ignored",
-    EV_SNAPSHOT: "snapshot",
+    EV_SNAPSHOT: "snapshot", EV_MISSING: "missing",
 }
 EVENT_DETAIL = {
     EV_SYNC: "first snapshot applied (a = snapshot id)",
@@ -91,6 +93,7 @@ EVENT_DETAIL = {
     EV_MALFORMED: "a malformed row: book discarded",
     EV_SNAPSHOT_IGNORED: "snapshot older than the live book (a = book id, b = snapshot id)",
     EV_SNAPSHOT: "snapshot replaced the live book (a = book id, b = snapshot id)",
+    EV_MISSING: "the book was out of sync, no depth (a = from, b = to, UTC ns)",
 }
 
 
@@ -194,10 +197,10 @@ def _gap(qty, aux, ist, ovb, ova, ev_i, ev_f, ts: int, got: int, replay: bool, m
 @njit
 def run(msg_start, m_ts, m_seq, m_first, m_prev, m_snap, m_bad, side, tick, size,
         qty, aux, ist, ovb, ova, scale: float, code: int, replay: bool, interval: int, bps, refs,
-        m_begin: int, first_cont: bool, max_pending_rows: int, max_carry: int, out_ts, out_top, out_band,
-        ev_i, ev_f) -> int:
+        m_begin: int, first_cont: bool, max_pending_rows: int, max_carry: int, full_depth: bool, out_ts, out_top,
+        out_band, ev_i, ev_f) -> int:
     """Process messages ``m_begin..``; returns the index to resume at (``len`` when done, less
-    when the output arrays are full)."""
+    when the output arrays are full). ``full_depth``: every snapshot holds the whole book."""
     n_msg = len(msg_start) - 1
     longest = 1
     for m in range(n_msg):
@@ -206,6 +209,8 @@ def run(msg_start, m_ts, m_seq, m_first, m_prev, m_snap, m_bad, side, tick, size
     spill = np.empty(longest, np.int64)
     for m in range(m_begin, n_msg):
         ts = m_ts[m]
+        synced_before = ist[SYNC] != R.S_NONE
+        ts_before = ist[LAST_TS]
         r0 = msg_start[m]
         r1 = msg_start[m + 1]
         seq = m_seq[m]
@@ -282,6 +287,7 @@ def run(msg_start, m_ts, m_seq, m_first, m_prev, m_snap, m_bad, side, tick, size
             clear(qty, aux, ist, ovb, ova)
             place_window(ist, side, tick, size, r0, r1)
             _apply_rows(qty, aux, ist, ovb, ova, side, tick, size, r0, r1, spill)
+            know_snapshot(ist, side, tick, r0, r1, full_depth or (code == R.COINBASE and seq == NULL))
             ist[LAST] = seq
             ist[SYNC] = R.S_AWAIT if code == R.BINANCE_SPOT or code == R.BINANCE_USDM else R.S_LIVE
             ist[CROSSED] = 0
@@ -309,6 +315,7 @@ def run(msg_start, m_ts, m_seq, m_first, m_prev, m_snap, m_bad, side, tick, size
             ist[C_SNAPSHOT_LEVELS] += r1 - r0
             if ist[SYNC] != R.S_NONE:
                 _apply_rows(qty, aux, ist, ovb, ova, side, tick, size, r0, r1, spill)
+                know_snapshot(ist, side, tick, r0, r1, full_depth or (code == R.COINBASE and seq == NULL))
                 changed = True
         if changed and ist[SYNC] != R.S_NONE:
             # best bid / ask, crossed check and the recentre rule written out: calls taking
@@ -337,6 +344,12 @@ def run(msg_start, m_ts, m_seq, m_first, m_prev, m_snap, m_bad, side, tick, size
             ist[LAST_ACTION] = action
         ist[PREV_SNAP] = 1 if m_snap[m] else 0
         ist[PREV_SNAP_SEQ] = seq
+        if ist[SYNC] == R.S_NONE:
+            if ist[UNSYNC_FROM] == NULL:  # depth stops at the last good message, or starts unknown
+                ist[UNSYNC_FROM] = ts_before if synced_before and ts_before != NULL else ts
+        elif ist[UNSYNC_FROM] != NULL and ts != NULL:
+            _event(ev_i, ev_f, ist, EV_MISSING, ts, ist[UNSYNC_FROM], ts, np.nan, np.nan)
+            ist[UNSYNC_FROM] = NULL
         if action != R.BAD and ts != NULL:
             ist[LAST_TS] = ts
     return n_msg
@@ -369,7 +382,11 @@ def regrid(qty, aux, ist, ovb, ova, factor: int) -> None:
     at = np.empty(na, np.int64)
     aq = np.empty(na, np.float64)
     dump_levels(qty, ist, ovb, ova, 1, at, aq)
+    kb = ist[KNOWN_BID]
+    ka = ist[KNOWN_ASK]
     clear(qty, aux, ist, ovb, ova)
+    ist[KNOWN_BID] = kb if kb == FULL_BID or kb == FULL_ASK else kb * factor
+    ist[KNOWN_ASK] = ka if ka == FULL_BID or ka == FULL_ASK else ka * factor
     if nb and na:
         ist[BASE] = (bt[nb - 1] + at[0]) // 2 * factor - ist[WIDTH] // 2
     elif nb:
@@ -445,7 +462,10 @@ class BookEngine:
     ``window_pct`` is its width in percent of the price (default 4 x the widest band).
     ``max_carry``: how long a book with no message at all is still sampled (default a day; a
     sequenced venue proves continuity with its next message, but a feed silent for longer than
-    this is more likely dead than quiet).
+    this is more likely dead than quiet). ``full_depth``: every snapshot holds the whole book, so
+    the book is known at any distance (by default a snapshot is taken to hold only its top levels,
+    and bands past its deepest bid / ask are NaN; Coinbase's level2 websocket snapshot, which has
+    no sequence number, is always full depth).
     """
 
     def __init__(
@@ -465,6 +485,7 @@ class BookEngine:
         max_carry: str | float = "1d",
         max_issues: int = 10_000,
         max_events: int = 10_000,
+        full_depth: bool = False,
     ) -> None:
         self.rule = R.rule(venue)
         self.key = {"exchange": exchange, "market": market, "symbol": symbol}
@@ -478,10 +499,13 @@ class BookEngine:
         self.max_carry = _interval(max_carry)
         self.max_issues = max_issues
         self.max_events = max_events
+        self.full_depth = bool(full_depth)
         self.decimals: int | None = None
         self.ist = np.zeros(N_FIELDS, dtype=np.int64)
         self.ist[[BBW, BAW]] = -1
-        self.ist[[OVB_MAX, OVA_MIN, LAST, NEXT, PREV_SNAP_SEQ, LAST_TS]] = NOTICK
+        self.ist[[OVB_MAX, OVA_MIN, LAST, NEXT, PREV_SNAP_SEQ, LAST_TS, UNSYNC_FROM]] = NOTICK
+        self.ist[KNOWN_BID] = FULL_ASK
+        self.ist[KNOWN_ASK] = FULL_BID
         self.ist[PENDING] = -1
         self.ist[LAST_ACTION] = -1
         self.ist[DHI] = -1
@@ -497,6 +521,7 @@ class BookEngine:
         self._issues: list[pl.DataFrame] = []
         self._n_issues = 0
         self._events: list[pl.DataFrame] = []
+        self._missing: list[tuple[int, int]] = []
 
     # -- feeding ---------------------------------------------------------------------------
     def process(self, deltas: pl.DataFrame) -> BookResult:
@@ -536,7 +561,7 @@ class BookEngine:
                 msgs.start, msgs.ts, msgs.seq, msgs.first, msgs.prev, msgs.snap, msgs.bad,
                 rows.side, rows.tick, rows.size, self.qty, self.aux, self.ist, self.ovb, self.ova,
                 self._scale, self.rule.code, self._replay, self.interval, self.bps, self.refs,
-                m, first_cont and m == 0, self.max_pending_rows, self.max_carry, *out, ev_i, ev_f,
+                m, first_cont and m == 0, self.max_pending_rows, self.max_carry, self.full_depth, *out, ev_i, ev_f,
             )
             results.append(self._result(*out))
             self._note_events(ev_i, ev_f)
@@ -609,6 +634,13 @@ class BookEngine:
         if not self._issues:
             return pl.DataFrame(schema={"row": pl.Int64, "ts": pl.Int64, "reason": pl.String, "value": pl.String})
         return pl.concat(self._issues)
+
+    def missing(self) -> list[tuple[int, int, bool]]:
+        """The spans without depth because the book was out of sync: ``(from, to, open)`` in UTC
+        ns; ``from`` is the last message of the book in sync (or the first message, before any
+        snapshot), ``to`` the message that synced it again; an ``open`` span (the book is still
+        out of sync) ends at the last message."""
+        return missing_spans(self._missing, self.ist)
 
     @property
     def events(self) -> pl.DataFrame:
@@ -683,6 +715,8 @@ class BookEngine:
         n = min(int(self.ist[EV_N]), ev_i.shape[0])
         if not n:
             return
+        kinds = ev_i[:n, 0]
+        self._missing += [(int(a), int(b)) for a, b in ev_i[:n][kinds == EV_MISSING, 2:4]]
         ev = pl.DataFrame(
             {
                 "ts": ev_i[:n, 1],
@@ -698,6 +732,16 @@ class BookEngine:
         self._events.append(ev)
         if len(self._events) > 64:
             self._events = [pl.concat(self._events).tail(self.max_events)]
+
+
+def missing_spans(closed: list[tuple[int, int]], ist: np.ndarray) -> list[tuple[int, int, bool]]:
+    """The closed spans without depth, plus the open one of a book still out of sync (from the
+    state vector ``ist``), as ``(from, to, open)`` (see :meth:`BookEngine.missing`)."""
+    out = [(a, b, False) for a, b in closed]
+    since = int(ist[UNSYNC_FROM])
+    if since != NULL:
+        out.append((since, max(since, int(ist[LAST_TS])), True))
+    return out
 
 
 def _row_key(rows: Rows, i: int) -> tuple:

@@ -18,6 +18,9 @@ a stream, :meth:`tapewatch.book.BookEngine.finish` writes the points up to the l
 up to an end time the caller vouches for, e.g. the end of a daily file).
 
 Bands are computed once per book change and reused for every grid point until the next message.
+Each ``book_depth`` row also carries ``bid_known_pct`` / ``ask_known_pct``, how far from its
+reference the book is known; a band past that has NaN amounts on that side
+(:func:`tapewatch.book.bands.mask_unknown`).
 """
 
 from __future__ import annotations
@@ -26,12 +29,12 @@ import numpy as np
 import polars as pl
 
 from tapewatch.book._jit import njit
-from tapewatch.book.bands import REFERENCES, band_sums
+from tapewatch.book.bands import REFERENCES, band_sums, mask_unknown
 from tapewatch.book.core import best_ask, best_bid, level_size
 from tapewatch.schemas import conform
 
 TOP_FIELDS = 4  # bid price, bid size, ask price, ask size
-BAND_FIELDS = 4  # bid amount, ask amount, bid notional, ask notional
+BAND_FIELDS = 6  # bid amount, ask amount, bid notional, ask notional, bid / ask known range (%)
 
 
 @njit
@@ -51,6 +54,7 @@ def fill_sample(qty, aux, ist, ovb, ova, scale: float, bps, refs, top, bands) ->
     top[3] = level_size(qty, ist, ovb, ova, 1, ba)
     for j in range(len(refs)):
         band_sums(qty, aux, ist, ovb, ova, scale, bb, ba, bps, refs[j], bands[j])
+        mask_unknown(ist, bb, ba, bps, refs[j], bands[j])
 
 
 _EMPTY: dict[str, pl.DataFrame] = {}
@@ -90,10 +94,12 @@ def depth_frame(key: dict[str, str | None], ts: np.ndarray, bands: np.ndarray, b
             "ask_amount": flat[:, 1],
             "bid_notional": flat[:, 2],
             "ask_notional": flat[:, 3],
+            "bid_known_pct": flat[:, 4],
+            "ask_known_pct": flat[:, 5],
         }
         parts.append(_keyed(key, cols, [
             "band_pct", pl.lit(REFERENCES[int(refs[j])], dtype=pl.String).alias("reference"),
-            "bid_amount", "ask_amount", "bid_notional", "ask_notional",
+            "bid_amount", "ask_amount", "bid_notional", "ask_notional", "bid_known_pct", "ask_known_pct",
         ]))
     out = parts[0] if nr == 1 else pl.concat(parts).sort("ts", maintain_order=True)
     return out

@@ -13,7 +13,8 @@ from tapewatch.backfill.config import load_config
 from tapewatch.backfill.gaps import gaps_table, series_status
 from tapewatch.backfill.run import BackfillReport, BackfillRequest, parse_list, run_backfill
 from tapewatch.commands.common import DEFAULT_STORE_PATH, EndOpt, StoreOpt, console, err_console, friendly
-from tapewatch.commands.data import coverage_table, inventory_table
+from tapewatch.book.derive import book_sync_status
+from tapewatch.commands.data import coverage_table, inventory_table, missing_lines
 from tapewatch.errors import TapewatchError
 from tapewatch.names import flag_exchange, flag_symbol, interval_name
 from tapewatch.store import Store
@@ -80,6 +81,9 @@ def status_cmd(
     st = Store(store)
     console.print(inventory_table(st))
     console.print(coverage_table(st))
+    for key, spans in book_sync_status(st):
+        for line in missing_lines(key, spans):
+            console.print(f"[yellow]no depth:[/] {line}", highlight=False)
     if gaps:
         print_gaps(st)
 

@@ -82,6 +82,9 @@ def print_import_report(report: ImportReport, store: Store) -> None:
         console.print(table)
     if report.books:
         console.print(books_table(report))
+        for d in report.books:
+            for line in missing_lines(d.key, d.missing):
+                console.print(f"[yellow]no depth:[/] {line}", highlight=False)
     for res in report.imported:
         for note in res.notes:
             console.print(f"[cyan]note[/] {res.path}: {note}", highlight=False)
@@ -107,6 +110,28 @@ def books_table(report: ImportReport) -> Table:
         t.add_row(" ".join(d.key), f"{d.rows:,}", f"{d.added:,}", str(s.snapshots), f"{s.updates:,}", str(s.gaps),
                   str(s.resyncs), str(s.crossed), str(s.malformed), "yes" if s.in_sync else "no")
     return t
+
+
+def missing_lines(key: tuple[str, str, str], spans: list[tuple[int, int, bool]], most: int = 5) -> list[str]:
+    """One sentence per span a book had no depth (the last ``most``; see tapewatch.book.derive)."""
+    book = " ".join(key)
+    out = []
+    for lo, hi, still in spans[-most:]:
+        if still:
+            out.append(f"{book}: no depth since {_ms(lo)} UTC (last delta {_ms(hi)}): the book is "
+                       "out of sync — its diffs have no snapshot before them or messages were lost; import the "
+                       "file before them (with its snapshot) or a later snapshot")
+        else:
+            out.append(f"{book}: no depth from {_ms(lo)} to {_ms(hi)} UTC (diffs before a snapshot, "
+                       "or lost messages until the next snapshot)")
+    if len(spans) > most:
+        out.append(f"{book}: {len(spans) - most} earlier spans without depth")
+    return out
+
+
+def _ms(ns: int) -> str:
+    """UTC time of a nanosecond timestamp to the millisecond."""
+    return f"{ns_to_iso(ns)}.{ns // 1_000_000 % 1000:03d}"
 
 
 @friendly

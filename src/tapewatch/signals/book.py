@@ -11,7 +11,10 @@ that has one (``book_source`` names it):
   over the last K bars (all present).
 
 Bands are ``book.bands`` (1, 2, 5, 10); ``book_ratio_1``, ``_2``, ``_5`` always exist (NaN when
-not computed). Condition on band ``book.band`` over the last K = ``book.sustain`` bars:
+not computed). A band reaching past the book's known range (``book_bid_known_pct`` /
+``book_ask_known_pct``: how far from the reference the stored snapshot reached, e.g. about 0.35 %
+for a 1,000-level Binance BTC snapshot) has no depth (never a smaller sum): its ratio is missing
+and the reading says the band is out of range. Condition on band ``book.band`` over the last K = ``book.sustain`` bars:
 ``ask_heavy_book``: ratio < ``-book.threshold`` on each of the K bars (all present);
 mirror ``bid_heavy_book``: ratio > ``+threshold`` on each.
 """
@@ -74,7 +77,14 @@ def reading(row: dict[str, Any], ctx: Context, side: Side) -> Reading:
     thresholds = {"threshold": -sign * cfg.threshold + 0.0}
     src = row.get("book_source")
     now = "n/a" if ratio is None else f"{ratio:+.3f}"
-    if state is State.UNAVAILABLE:
+    known = {s: num(row.get(f"book_{s}_known_pct")) for s in ("bid", "ask")}
+    values.update({f"book_{s}_known_pct": v for s, v in known.items()})
+    short = {s: v for s, v in known.items() if v is not None and v < cfg.band}
+    if state is State.UNAVAILABLE and ratio is None and short:
+        reach = " and ".join(f"{s}s to {v:.2f}%" for s, v in short.items())
+        why = (f"band {cfg.band:g}% is beyond the book's known range ({reach} of {cfg.reference}): no "
+               f"{cfg.band:g}% depth; choose a narrower book.band or deeper snapshots")
+    elif state is State.UNAVAILABLE:
         note = missing_note(ctx, "book")
         why = f"no fresh {cfg.band:g}% book depth on every bar of {k}" + (f" ({note})" if note else "")
     elif state is State.HOLDS:

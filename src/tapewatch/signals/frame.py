@@ -306,6 +306,7 @@ def _book(
     bc = cfg.book
     age = duration_ns(bc.max_age, step)
     names = [f"book_{side}_{m}_{tag(b)}" for b in bc.bands for side in ("bid", "ask") for m in ("amount", "notional")]
+    names += ["book_bid_known_pct", "book_ask_known_pct"]  # how far from the reference the book is known
     sources["book"] = ", then ".join(f"{r.describe(base)} book_depth ({bc.reference})" for r in bc.sources)
     aligned = []
     grid = frame.select("ts")
@@ -320,7 +321,7 @@ def _book(
         aggs = [
             pl.col(f"{side}_{m}").filter(pl.col("band_pct") == b).last().alias(f"book_{side}_{m}_{tag(b)}")
             for b in bc.bands for side in ("bid", "ask") for m in ("amount", "notional")
-        ]
+        ] + [pl.col(f"{side}_known_pct").last().alias(f"book_{side}_known_pct") for side in ("bid", "ask")]
         wide = needed.group_by("ts").agg(aggs).rename({"ts": "__known"})
         a = chosen.join(wide, on="__known", how="left").sort("ts")
         aligned.append((ref.describe(base), a))
