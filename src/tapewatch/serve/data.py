@@ -1,0 +1,225 @@
+"""What the dashboard shows, computed from the store with the library's own calls.
+
+Every request names a :class:`View` (base asset, bar interval, optional ``[start, end)`` range in
+UTC ns), checked by :func:`parse_view` with :mod:`tapewatch.names`. The expensive parts — the
+event study behind the market chart and the study tab — are cached per (view, config file
+mtime, store stamp); the store stamp (:meth:`Dashboard.stamp`) is the newest modification time
+and count of the spot / perp partition files, so a bar written by ``tapewatch live`` makes a new
+entry. Only Parquet files are read (never a lock on the store): the writer is never blocked.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import plotly.graph_objects as go
+
+from tapewatch.commands.common import resolve_config
+from tapewatch.commands.study import _inputs, _with_unknown
+from tapewatch.config import Config
+from tapewatch.errors import TapewatchError
+from tapewatch.names import base_name, interval_name
+from tapewatch.report import header_lines, hits_figure, market_figure, returns_figure, study_table, sweep_table
+from tapewatch.scan import scan
+from tapewatch.store import Store
+from tapewatch.study.run import Study, run_study
+from tapewatch.study.settings import StudySettings, load_settings
+from tapewatch.study.wiring import explain_events, prepare, track_records
+from tapewatch.timeutil import ns_to_iso, parse_time
+
+T = TypeVar("T")
+SIDES = ("distribution", "accumulation")
+INTERVALS = ("1m", "5m", "15m", "1h", "4h", "1d")  # offered in the selector; any valid interval is accepted
+
+
+class BadRequest(TapewatchError):
+    """A request parameter that cannot be served (answered with 400 and this one-line message)."""
+
+
+@dataclass(frozen=True)
+class View:
+    """What one request asks for: ``base`` asset, bar ``interval``, ``[start, end)`` in UTC ns (None = open)."""
+
+    base: str
+    interval: str
+    start: int | None = None
+    end: int | None = None
+
+
+def parse_view(params: Mapping[str, str], known: tuple[str, ...], default_interval: str) -> View:
+    """The view named by query ``params`` (``symbol``, ``interval``, ``start``, ``end``); BadRequest
+    (one line) for an invalid or unknown symbol, a bad interval, a bad time or an inverted range."""
+    raw = params.get("symbol") or (known[0] if known else "BTC")
+    base = base_name(raw, "symbol")
+    if base not in known:
+        raise BadRequest(f"symbol: {base!r} has no spot or perp data in the store (known: {', '.join(known) or 'none'})")
+    interval = interval_name(params.get("interval") or default_interval, "interval")
+    start = parse_time(params["start"]) if params.get("start") else None
+    end = parse_time(params["end"]) if params.get("end") else None
+    if start is not None and end is not None and start >= end:
+        raise BadRequest(f"range: start {params['start']} is not before end {params['end']}")
+    return View(base, interval, start, end)
+
+
+class _Cache:
+    """A small LRU of computed values; one computation per key at a time (concurrent requests wait)."""
+
+    def __init__(self, size: int = 32) -> None:
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._locks: dict[Any, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self._size = size
+
+    def get(self, key: Any, compute: Callable[[], T]) -> T:
+        with self._guard:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            with self._guard:
+                if key in self._items:
+                    return self._items[key]
+            value = compute()
+            with self._guard:
+                self._items[key] = value
+                while len(self._items) > self._size:
+                    self._items.popitem(last=False)
+                self._locks.pop(key, None)
+            return value
+
+
+def _figure(fig: go.Figure) -> dict[str, Any]:
+    """A Plotly figure as the plain JSON ``Plotly.react`` takes."""
+    return json.loads(fig.to_json())
+
+
+class Dashboard:
+    """The dashboard's queries over one store (``config``: as ``--config``; None = the store's or defaults)."""
+
+    def __init__(self, store: Path, config: Path | None = None) -> None:
+        self.store = Store(store)
+        self.config_path, self.config_source = resolve_config(config, Path(store))
+        self._cache = _Cache()
+        self._stamp: tuple[float, tuple[Any, ...]] = (0.0, ())
+
+    # -- configuration and store state -----------------------------------------------------
+    def config(self) -> tuple[Config, StudySettings]:
+        """The configuration and study settings (re-read when the file changes)."""
+        return self._cache.get(("config", self._config_mtime()), lambda: load_settings(self.config_path))
+
+    def _config_mtime(self) -> float:
+        try:
+            return self.config_path.stat().st_mtime if self.config_path else 0.0
+        except OSError:
+            return 0.0
+
+    def symbols(self) -> tuple[str, ...]:
+        """Base assets with spot or perp partition files under the configured venues."""
+        cfg, _ = self.config()
+        out = set()
+        for ref in (cfg.markets.spot, cfg.markets.perp):
+            for kind in ("bar", "trade"):
+                for f in self.store.files(kind, ref.exchange, ref.market):
+                    token = f.parent.parent.name.removeprefix("symbol=")
+                    out.add(token.split("-")[0].split("_")[0].split("/")[0].upper())
+        return tuple(sorted(b for b in out if b.isalnum()))
+
+    def stamp(self, max_age: float = 0.2) -> tuple[Any, ...]:
+        """(newest mtime in ns, number of files) of the spot / perp bar and trade partitions; re-read
+        at most every ``max_age`` seconds."""
+        now = time.monotonic()
+        if now - self._stamp[0] < max_age:
+            return self._stamp[1]
+        cfg, _ = self.config()
+        newest, count = 0, 0
+        for ref in (cfg.markets.spot, cfg.markets.perp):
+            for kind in ("bar", "trade"):
+                for f in self.store.files(kind, ref.exchange, ref.market):
+                    try:
+                        newest = max(newest, f.stat().st_mtime_ns)
+                    except OSError:
+                        continue
+                    count += 1
+        value = (newest, count, self._config_mtime())
+        self._stamp = (now, value)
+        return value
+
+    def view(self, params: Mapping[str, str]) -> View:
+        """The checked view of a request's query parameters (see :func:`parse_view`)."""
+        cfg, _ = self.config()
+        return parse_view(params, self.symbols(), cfg.interval)
+
+    # -- verdict -----------------------------------------------------------------------------
+    def verdict(self, v: View) -> dict[str, Any]:
+        """The latest closed bar's verdict as ``tapewatch scan --json`` gives it, plus ``record``:
+        per side, this configuration's point-in-time track record at that bar."""
+        return self._cache.get(("verdict", v, self.stamp()), lambda: self._verdict(v))
+
+    def _verdict(self, v: View) -> dict[str, Any]:
+        cfg, settings = self.config()
+        verdict = scan(self.store, v.base, v.interval, "30d", v.end, cfg, self.config_source)
+        records = track_records(self.store, v.base, v.interval, cfg, settings, v.end)
+        for e in verdict.events:
+            e.annotations["track record"] = records.at(e.side, e.ts).describe()
+        out = verdict.to_dict()
+        out["record"] = {side: records.at(side, verdict.bar_ts).describe() for side in SIDES}
+        return out
+
+    # -- the study behind the charts ------------------------------------------------------------
+    def study(self, v: View) -> tuple[Study, Any]:
+        """The event study of the view (and the prepared detector inputs), cached."""
+        return self._cache.get(("study", v, self.stamp()), lambda: self._study(v))
+
+    def _study(self, v: View) -> tuple[Study, Any]:
+        cfg, settings = self.config()
+        ds = prepare(self.store, v.base, v.interval, v.start, v.end, cfg)
+        study = run_study(ds.bars, ds.event_fn, settings, ds.cooldown_ns, [{}], None,
+                          _inputs(ds, cfg, self.config_source, None))
+        return _with_unknown(study, ds), ds
+
+    def market(self, v: View) -> dict[str, Any]:
+        """The market figure (price with events, one row per factor) as Plotly JSON, and the
+        events (time in ms, side, close, explanation) for live updates."""
+        def build() -> dict[str, Any]:
+            study, ds = self.study(v)
+            cfg, _ = self.config()
+            hover = explain_events(ds, cfg, study.events)
+            bars = study.forward.bars
+            events = [{"t": int(bars.ts[i]) // 1_000_000, "side": side, "close": float(bars.close[i]), "text": text}
+                      for side, pos in study.events.items() for i, text in zip(pos, hover.get(side, []))]
+            return {"figure": _figure(market_figure(study, ds.factors, hover=hover)), "events": events,
+                    "last": int(bars.ts[-1]) // 1_000_000 if len(bars.ts) else None,
+                    "missing": list(ds.missing)}
+        return self._cache.get(("market", v, self.stamp()), build)
+
+    def study_view(self, v: View) -> dict[str, Any]:
+        """The study tab: verdict lines, what it ran on, the tables (HTML), hit-rate and
+        forward-return figures."""
+        def build() -> dict[str, Any]:
+            study, _ = self.study(v)
+            r = study.result
+            return {
+                "verdict": list(r.verdict), "label": r.label, "header": header_lines(r), "notes": list(r.notes),
+                "tables": "".join(study_table(p, r.settings.get("cost_bps")) for p in r.periods),
+                "sweep": sweep_table(r) if r.sweeps else "",
+                "hits": _figure(hits_figure(r)), "returns": _figure(returns_figure(study)),
+            }
+        return self._cache.get(("studyview", v, self.stamp()), build)
+
+    def live(self, v: View) -> dict[str, Any]:
+        """For the live stream: the store stamp, the verdict of the latest closed bar, that bar
+        (``t`` = open time in UTC ms, ``close``) and the recent events (``t`` in ms, newest first)."""
+        verdict = self.verdict(v)
+        return {"stamp": list(self.stamp()), "verdict": verdict,
+                "bar": {"t": verdict["bar_ts"] // 1_000_000, "close": verdict["close"]},
+                "events": [{"t": e["ts"] // 1_000_000, "side": e["side"], "close": e["close"],
+                            "text": f"{e['side']} at {ns_to_iso(e['ts'])}: {e['decision']['reason']}"}
+                           for e in verdict["events"]]}
