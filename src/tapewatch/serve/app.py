@@ -131,7 +131,7 @@ def create_app(store: Path, config: Path | None = None, token: str | None = None
     routes = [
         Route("/", index), Route("/static/plotly.min.js", plotly_js), Route("/api/meta", meta),
         Route("/api/verdict", verdict), Route("/api/market", market), Route("/api/study", study),
-        Route("/api/stream", stream),
+        Route("/api/stream", stream), Route("/favicon.ico", lambda request: Response(status_code=204)),
     ]
     return Starlette(routes=routes, middleware=middleware,
                      exception_handlers={TapewatchError: bad_request, Exception: failed})

@@ -10,6 +10,7 @@ entry. Only Parquet files are read (never a lock on the store): the writer is ne
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -19,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import plotly.graph_objects as go
+from plotly.utils import PlotlyJSONEncoder
 
 from tapewatch.commands.common import resolve_config
 from tapewatch.commands.study import _inputs, _with_unknown
@@ -97,8 +100,25 @@ class _Cache:
 
 
 def _figure(fig: go.Figure) -> dict[str, Any]:
-    """A Plotly figure as the plain JSON ``Plotly.react`` takes."""
-    return json.loads(fig.to_json())
+    """A Plotly figure as plain JSON: arrays as lists (not base64 typed arrays, so the page can
+    extend them live), NaN as null (a gap)."""
+    return _lists(json.loads(json.dumps(fig.to_dict(), cls=PlotlyJSONEncoder)))
+
+
+def _lists(obj: Any) -> Any:
+    """``obj`` with every base64 typed-array spec (``{"dtype", "bdata"[, "shape"]}``) as a list."""
+    if isinstance(obj, dict):
+        if "bdata" in obj and "dtype" in obj:
+            arr = np.frombuffer(base64.b64decode(obj["bdata"]), dtype=np.dtype(obj["dtype"]))
+            if obj.get("shape"):
+                arr = arr.reshape([int(n) for n in str(obj["shape"]).split(",")])
+            if arr.dtype.kind == "f":
+                return np.where(np.isfinite(arr), arr, None).tolist()
+            return arr.tolist()
+        return {k: _lists(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_lists(v) for v in obj]
+    return obj
 
 
 class Dashboard:

@@ -1,0 +1,254 @@
+"""`tapewatch serve` as a person uses it: the demo store, a real uvicorn server on 127.0.0.1 and
+real headless Chromium (tests/cdp.py). The verdict card must show what `tapewatch scan --json`
+says on the same store; a bar written to the store while the page is open must appear without a
+reload; the selectors must redraw the charts; bad parameters are one-line 400s."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+import uvicorn
+from cdp import Chromium, find_chromium
+from typer.testing import CliRunner
+
+from tapewatch.cli import app
+from tapewatch.serve.app import PLOTLY_JS, create_app
+from tapewatch.store import Store
+
+runner = CliRunner()
+CHROMIUM = find_chromium()
+HOUR_NS = 3_600_000_000_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """uvicorn serving ``app`` on a free 127.0.0.1 port in a thread."""
+
+    def __init__(self, asgi: object) -> None:
+        self.port = _free_port()
+        self.server = uvicorn.Server(uvicorn.Config(asgi, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The store `tapewatch demo` writes (real bundled sample), in a fresh directory."""
+    d = tmp_path_factory.mktemp("serve")
+    old = os.getcwd()
+    os.chdir(d)
+    try:
+        res = runner.invoke(app, ["demo"], env={"COLUMNS": "200", "TAPEWATCH_STORE": str(d / "store"),
+                                                "TAPEWATCH_CONFIG": ""})
+        assert res.exit_code == 0, res.output
+    finally:
+        os.chdir(old)
+    return d / "store"
+
+
+@pytest.fixture(scope="module")
+def server(demo_store: Path) -> Iterator[Server]:
+    with Server(create_app(demo_store)) as s:
+        yield s
+
+
+def scan_json(store: Path, *args: str) -> dict:
+    res = runner.invoke(app, ["scan", "--json", "--store", str(store), *args], env={"TAPEWATCH_CONFIG": ""})
+    assert res.exit_code == 0, res.output
+    return json.loads(res.output)
+
+
+def test_bad_parameters_are_one_line_400s(server: Server) -> None:
+    cases = {
+        "/api/verdict?symbol=ETH": "'ETH' has no spot or perp data",
+        "/api/market?symbol=../etc": "not a valid base asset name",
+        "/api/study?interval=4x": "'4x' is not a valid interval name",
+        "/api/verdict?interval=5m%0A": "not a valid interval name",
+        "/api/market?start=2025-06-01&end=2025-01-01": "start 2025-06-01 is not before end 2025-01-01",
+        "/api/market?start=yesterday": "bad time 'yesterday'",
+        "/api/stream?symbol=BTC;DROP": "not a valid base asset name",
+    }
+    for path, expected in cases.items():
+        status, body = get(server.url(path))
+        assert status == 400, (path, status, body)
+        assert expected in body and "\n" not in body.strip() and "Traceback" not in body, (path, body)
+
+
+def test_foreign_host_header_is_refused(server: Server) -> None:
+    status, _ = get(server.url("/api/meta"), {"Host": "evil.example"})
+    assert status == 400  # a DNS-rebinding page cannot read the store through the browser
+    assert get(server.url("/api/meta"))[0] == 200
+
+
+def test_plotly_is_served_locally(server: Server) -> None:
+    with urllib.request.urlopen(server.url("/static/plotly.min.js"), timeout=30) as r:
+        assert r.read() == PLOTLY_JS.read_bytes()
+
+
+def test_token_is_required_when_set(demo_store: Path) -> None:
+    with Server(create_app(demo_store, token="s3cret")) as s:
+        assert get(s.url("/api/meta"))[0] == 403
+        assert get(s.url("/api/meta?token=wrong"))[0] == 403
+        assert get(s.url("/api/meta?token=s3cret"))[0] == 200
+        assert get(s.url("/api/meta"), {"Authorization": "Bearer s3cret"})[0] == 200
+        status, page = get(s.url("/?token=s3cret"))
+        assert status == 200 and 'src="/static/plotly.min.js?token=s3cret"' in page
+
+
+def test_non_loopback_host_needs_an_explicit_flag(demo_store: Path) -> None:
+    res = runner.invoke(app, ["serve", "--store", str(demo_store), "--host", "0.0.0.0"])
+    assert res.exit_code == 1
+    assert "not a loopback address: add --allow-remote" in res.output and "Traceback" not in res.output
+
+
+def test_verdict_api_matches_scan_json(server: Server, demo_store: Path) -> None:
+    status, body = get(server.url("/api/verdict?symbol=BTC"))
+    assert status == 200, body
+    got, want = json.loads(body), scan_json(demo_store, "--symbol", "BTC", "--lookback", "30d")
+    assert got["bar_ts"] == want["bar_ts"] and got["close"] == want["close"]
+    assert got["decisions"] == want["decisions"]
+    assert got["premium"] == want["premium"] and got["inputs"] == want["inputs"]
+    assert [e["ts"] for e in got["events"]] == [e["ts"] for e in want["events"]][:10]
+
+
+# the page's state as the test reads it
+STATE_JS = """(() => {
+  const m = document.getElementById('panel-market');
+  const price = (m.data || []).find(t => t.name === 'close');
+  return {
+    loaded: document.body.dataset.loaded || '', live: document.body.dataset.live || '',
+    lastBar: Number(document.body.dataset.lastBar || 0),
+    word: document.getElementById('verdict-word')?.textContent,
+    barTs: Number(document.getElementById('verdict-bar')?.dataset.ts || 0),
+    sides: Object.fromEntries([...document.querySelectorAll('p.side')].map(p => [p.dataset.side, p.dataset.fires])),
+    reasons: [...document.querySelectorAll('p.side')].map(p => p.textContent.replace(/\\s+/g, ' ').trim()),
+    premium: document.getElementById('premium')?.textContent,
+    priceX: price ? [price.x[0], price.x[price.x.length - 1], price.x[1] - price.x[0]] : null,
+    subplots: m.querySelectorAll('.cartesianlayer > .subplot').length,
+    studyRows: document.querySelectorAll('#study-tables table.study tbody tr').length,
+    hits: document.querySelectorAll('#panel-hits .main-svg').length,
+    returns: document.querySelectorAll('#panel-returns .main-svg').length,
+  };
+})()"""
+
+
+STATUS_JS = """[document.getElementById('live').textContent, document.getElementById('error').textContent,
+  document.body.dataset.lastBar, document.getElementById('verdict-bar')?.dataset.ts]"""
+
+
+def _more_bars(store: Path) -> int:
+    """Write the next 4 h of 5m perp bars (the last 4 h of stored ones, shifted 4 h later) as
+    `tapewatch live` would; returns the open time (ns) of the 4h bar they close."""
+    st = Store(store)
+    last = st.read("bar", "binance", "perp", "BTC/USDT").filter(pl.col("interval") == "5m").sort("ts").tail(48)
+    shifted = last.with_columns(pl.col("ts") + pl.duration(hours=4, time_unit="ns"))
+    st.write("bar", shifted)
+    end = int(shifted.get_column("ts").cast(pl.Int64).max()) + 5 * 60 * 10**9
+    return end - end % (4 * HOUR_NS) - 4 * HOUR_NS
+
+
+def test_dashboard_in_headless_chromium(demo_store: Path, tmp_path: Path) -> None:
+    assert CHROMIUM is not None, "no Chromium on this machine: scripts/test.sh installs it (apt-get install chromium)"
+    store = tmp_path / "store"  # this test writes bars: its own copy of the demo store
+    shutil.copytree(demo_store, store)
+    want = scan_json(store, "--symbol", "BTC", "--lookback", "30d")
+    with Server(create_app(store)) as server, Chromium(CHROMIUM) as browser:
+        page = browser.open("about:blank")
+        browser.send("Log.enable", session=page)
+        browser.send("Emulation.setDeviceMetricsOverride",
+                     {"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": False}, session=page)
+        browser.send("Page.navigate", {"url": server.url("/")}, session=page)
+        browser.wait_for(page, "document.body && document.body.dataset.loaded && document.body.dataset.live", 60)
+        seen = browser.evaluate(page, STATE_JS)
+        assert seen["loaded"].startswith("symbol=BTC&interval=4h"), seen
+
+        # the verdict card says what `tapewatch scan` says on the same store
+        assert seen["barTs"] == want["bar_ts"]
+        assert seen["sides"] == {s: json.dumps(d["fires"]) for s, d in want["decisions"].items()}
+        for side, text in zip(("distribution", "accumulation"), seen["reasons"]):
+            assert want["decisions"][side]["reason"] in text
+        assert seen["premium"] == want["premium"]
+        assert seen["subplots"] == 6 and seen["hits"] >= 1 and seen["returns"] >= 1 and seen["studyRows"] >= 4
+
+        shot = tmp_path / "dashboard-1400.png"
+        data = browser.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True},
+                            session=page)["data"]
+        shot.write_bytes(base64.b64decode(data))
+        print(f"dashboard screenshot: {shot}")
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+
+        # live: a bar written now shows up in the open page, no reload
+        before = seen["lastBar"]
+        new_bar = _more_bars(store)
+        t0 = time.monotonic()
+        try:
+            browser.wait_for(page, f"Number(document.body.dataset.lastBar) === {new_bar // 1_000_000} && "
+                                   f"Number(document.getElementById('verdict-bar').dataset.ts) === {new_bar}", 15)
+        except TimeoutError:
+            pytest.fail(f"new bar {new_bar} not shown: {browser.evaluate(page, STATUS_JS)}")
+        latency = time.monotonic() - t0
+        print(f"new bar shown {latency:.2f} s after the write")
+        assert new_bar // 1_000_000 == before + 4 * 3_600_000
+        after = browser.evaluate(page, STATE_JS)
+        assert after["loaded"] == seen["loaded"]  # same page load
+        assert after["barTs"] == scan_json(store, "--symbol", "BTC", "--lookback", "30d")["bar_ts"] == new_bar
+
+        # the selectors redraw the charts: hourly bars, then a range
+        browser.evaluate(page, "(() => { const s = document.getElementById('interval'); s.value = '1h';"
+                               " s.dispatchEvent(new Event('change')); })()")
+        browser.wait_for(page, "document.body.dataset.loaded === 'symbol=BTC&interval=1h'", 60)
+        hourly = browser.evaluate(page, STATE_JS)
+        assert hourly["priceX"][2] == 3_600_000 and hourly["barTs"] % HOUR_NS == 0 and hourly["barTs"] > new_bar
+        browser.evaluate(page, "(() => { const s = document.getElementById('start'); s.value = '2025-06-01';"
+                               " s.dispatchEvent(new Event('change')); })()")
+        browser.wait_for(page, "document.body.dataset.loaded === 'symbol=BTC&interval=1h&start=2025-06-01'", 60)
+        ranged = browser.evaluate(page, STATE_JS)
+        assert ranged["priceX"][0] == 1_748_736_000_000  # 2025-06-01 00:00 UTC in ms
+
+        errors = [e for e in browser.events if e.get("method") == "Runtime.exceptionThrown"
+                  or (e.get("method") == "Runtime.consoleAPICalled" and e["params"].get("type") == "error")
+                  or (e.get("method") == "Log.entryAdded" and e["params"]["entry"].get("level") == "error")]
+        requests = [e["params"]["request"]["url"] for e in browser.events
+                    if e.get("method") == "Network.requestWillBeSent"]
+    assert not errors, errors
+    assert requests and all(u.startswith((server.url("/"), "data:")) for u in requests), requests  # nothing off the machine
