@@ -5,9 +5,9 @@
 * ``GET /api/meta``: symbols in the store, intervals, the default interval, the config used;
 * ``GET /api/verdict|market|study?symbol=BTC&interval=4h&start=…&end=…``: JSON (see
   :class:`tapewatch.serve.data.Dashboard`);
-* ``GET /api/stream?…``: server-sent events; an ``update`` event (the latest bar, verdict and
-  recent events) whenever the store's spot / perp partition files change, polled every
-  ``poll`` seconds server-side.
+* ``GET /api/stream?…``: server-sent events; whenever the store's spot / perp partition files
+  change (polled every ``poll`` seconds server-side), an ``update`` event with the latest bar,
+  verdict and recent events, then a second one that adds the track records.
 
 A bad parameter or anything the library refuses (:class:`TapewatchError`) is a 400 with one
 line of text; any other failure a 500 with one line (never a traceback). With ``token`` set,
@@ -104,11 +104,12 @@ def create_app(store: Path, config: Path | None = None, token: str | None = None
                 now = await run_in_threadpool(dash.stamp)
                 if now != seen:
                     seen = now
-                    try:
-                        payload: Any = await run_in_threadpool(dash.live, view)
-                    except TapewatchError as exc:
-                        payload = {"error": _one_line(exc)}
-                    yield f"event: update\ndata: {json.dumps(payload, default=str)}\n\n"
+                    for records in (False, True):  # the bar at once, then with the track records
+                        try:
+                            payload: Any = await run_in_threadpool(dash.live, view, records)
+                        except TapewatchError as exc:
+                            payload = {"error": _one_line(exc)}
+                        yield f"event: update\ndata: {json.dumps(payload, default=str)}\n\n"
                     idle = 0.0
                 else:
                     idle += poll

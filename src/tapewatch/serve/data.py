@@ -178,19 +178,22 @@ class Dashboard:
         return parse_view(params, self.symbols(), cfg.interval)
 
     # -- verdict -----------------------------------------------------------------------------
-    def verdict(self, v: View) -> dict[str, Any]:
-        """The latest closed bar's verdict as ``tapewatch scan --json`` gives it, plus ``record``:
-        per side, this configuration's point-in-time track record at that bar."""
-        return self._cache.get(("verdict", v, self.stamp()), lambda: self._verdict(v))
+    def verdict(self, v: View, records: bool = True) -> dict[str, Any]:
+        """The latest closed bar's verdict as ``tapewatch scan --json`` gives it (events of the
+        last 30 days); with ``records``, each event's and (``record``, per side) the latest bar's
+        point-in-time track record of this configuration (about a second more on a year of bars)."""
+        return self._cache.get(("verdict", v, records, self.stamp()), lambda: self._verdict(v, records))
 
-    def _verdict(self, v: View) -> dict[str, Any]:
+    def _verdict(self, v: View, records: bool) -> dict[str, Any]:
         cfg, settings = self.config()
         verdict = scan(self.store, v.base, v.interval, "30d", v.end, cfg, self.config_source)
-        records = track_records(self.store, v.base, v.interval, cfg, settings, v.end)
+        if not records:
+            return verdict.to_dict()
+        track = track_records(self.store, v.base, v.interval, cfg, settings, v.end)
         for e in verdict.events:
-            e.annotations["track record"] = records.at(e.side, e.ts).describe()
+            e.annotations["track record"] = track.at(e.side, e.ts).describe()
         out = verdict.to_dict()
-        out["record"] = {side: records.at(side, verdict.bar_ts).describe() for side in SIDES}
+        out["record"] = {side: track.at(side, verdict.bar_ts).describe() for side in SIDES}
         return out
 
     # -- the study behind the charts ------------------------------------------------------------
@@ -234,10 +237,11 @@ class Dashboard:
             }
         return self._cache.get(("studyview", v, self.stamp()), build)
 
-    def live(self, v: View) -> dict[str, Any]:
-        """For the live stream: the store stamp, the verdict of the latest closed bar, that bar
-        (``t`` = open time in UTC ms, ``close``) and the recent events (``t`` in ms, newest first)."""
-        verdict = self.verdict(v)
+    def live(self, v: View, records: bool = True) -> dict[str, Any]:
+        """For the live stream: the store stamp, the verdict of the latest closed bar (track records
+        only with ``records``), that bar (``t`` = open time in UTC ms, ``close``) and the recent
+        events (``t`` in ms, newest first)."""
+        verdict = self.verdict(v, records)
         return {"stamp": list(self.stamp()), "verdict": verdict,
                 "bar": {"t": verdict["bar_ts"] // 1_000_000, "close": verdict["close"]},
                 "events": [{"t": e["ts"] // 1_000_000, "side": e["side"], "close": e["close"],
