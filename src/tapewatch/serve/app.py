@@ -83,14 +83,10 @@ def create_app(store: Path, config: Path | None = None, token: str | None = None
         return JSONResponse({"symbols": list(dash.symbols()), "intervals": list(INTERVALS),
                              "interval": cfg.interval, "config": dash.config_source})
 
-    def verdict(request: Request) -> Response:
-        return JSONResponse(dash.verdict(dash.view(request.query_params)))
-
-    def market(request: Request) -> Response:
-        return JSONResponse(dash.market(dash.view(request.query_params)))
-
-    def study(request: Request) -> Response:
-        return JSONResponse(dash.study_view(dash.view(request.query_params)))
+    def api(what: str) -> Route:
+        def endpoint(request: Request) -> Response:
+            return Response(dash.json(what, dash.view(request.query_params)), media_type="application/json")
+        return Route(f"/api/{what}", endpoint)
 
     async def stream(request: Request) -> Response:
         view = await run_in_threadpool(dash.view, request.query_params)
@@ -131,7 +127,7 @@ def create_app(store: Path, config: Path | None = None, token: str | None = None
         middleware.append(Middleware(TokenMiddleware, token=token))
     routes = [
         Route("/", index), Route("/static/plotly.min.js", plotly_js), Route("/api/meta", meta),
-        Route("/api/verdict", verdict), Route("/api/market", market), Route("/api/study", study),
+        api("verdict"), api("market"), api("study"),
         Route("/api/stream", stream), Route("/favicon.ico", lambda request: Response(status_code=204)),
     ]
     return Starlette(routes=routes, middleware=middleware,

@@ -74,7 +74,7 @@ def parse_view(params: Mapping[str, str], known: tuple[str, ...], default_interv
 class _Cache:
     """A small LRU of computed values; one computation per key at a time (concurrent requests wait)."""
 
-    def __init__(self, size: int = 32) -> None:
+    def __init__(self, size: int = 64) -> None:
         self._items: OrderedDict[Any, Any] = OrderedDict()
         self._locks: dict[Any, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -129,6 +129,7 @@ class Dashboard:
         self.config_path, self.config_source = resolve_config(config, Path(store))
         self._cache = _Cache()
         self._stamp: tuple[float, tuple[Any, ...]] = (0.0, ())
+        self._stamp_lock = threading.Lock()
 
     # -- configuration and store state -----------------------------------------------------
     def config(self) -> tuple[Config, StudySettings]:
@@ -143,34 +144,40 @@ class Dashboard:
 
     def symbols(self) -> tuple[str, ...]:
         """Base assets with spot or perp partition files under the configured venues."""
-        cfg, _ = self.config()
+        return self._cache.get(("symbols", self.stamp()), self._symbols)
+
+    def _symbols(self) -> tuple[str, ...]:
         out = set()
-        for ref in (cfg.markets.spot, cfg.markets.perp):
-            for kind in ("bar", "trade"):
-                for f in self.store.files(kind, ref.exchange, ref.market):
-                    token = f.parent.parent.name.removeprefix("symbol=")
-                    out.add(token.split("-")[0].split("_")[0].split("/")[0].upper())
+        for f in self._partitions():
+            token = f.parent.parent.name.removeprefix("symbol=")
+            out.add(token.split("-")[0].split("_")[0].split("/")[0].upper())
         return tuple(sorted(b for b in out if b.isalnum()))
 
-    def stamp(self, max_age: float = 0.2) -> tuple[Any, ...]:
-        """(newest mtime in ns, number of files) of the spot / perp bar and trade partitions; re-read
-        at most every ``max_age`` seconds."""
-        now = time.monotonic()
-        if now - self._stamp[0] < max_age:
-            return self._stamp[1]
+    def _partitions(self) -> list[Path]:
         cfg, _ = self.config()
-        newest, count = 0, 0
-        for ref in (cfg.markets.spot, cfg.markets.perp):
-            for kind in ("bar", "trade"):
-                for f in self.store.files(kind, ref.exchange, ref.market):
-                    try:
-                        newest = max(newest, f.stat().st_mtime_ns)
-                    except OSError:
-                        continue
-                    count += 1
-        value = (newest, count, self._config_mtime())
-        self._stamp = (now, value)
-        return value
+        return [f for ref in (cfg.markets.spot, cfg.markets.perp) for kind in ("bar", "trade")
+                for f in self.store.files(kind, ref.exchange, ref.market)]
+
+    def stamp(self, max_age: float = 0.2) -> tuple[Any, ...]:
+        """(newest mtime in ns, number of files, config mtime) of the spot / perp bar and trade
+        partitions; re-read at most every ``max_age`` seconds (one reader at a time, the others
+        take the last value)."""
+        checked, value = self._stamp
+        if time.monotonic() - checked < max_age or not self._stamp_lock.acquire(blocking=not value):
+            return value
+        try:
+            newest, count = 0, 0
+            for f in self._partitions():
+                try:
+                    newest = max(newest, f.stat().st_mtime_ns)
+                except OSError:
+                    continue
+                count += 1
+            value = (newest, count, self._config_mtime())
+            self._stamp = (time.monotonic(), value)
+            return value
+        finally:
+            self._stamp_lock.release()
 
     def view(self, params: Mapping[str, str]) -> View:
         """The checked view of a request's query parameters (see :func:`parse_view`)."""
@@ -236,6 +243,13 @@ class Dashboard:
                 "hits": _figure(hits_figure(r)), "returns": _figure(returns_figure(study)),
             }
         return self._cache.get(("studyview", v, self.stamp()), build)
+
+    def json(self, what: str, v: View) -> bytes:
+        """``verdict``, ``market`` or ``study`` of the view as JSON bytes (serialised once per
+        store stamp)."""
+        build = {"verdict": self.verdict, "market": self.market, "study": self.study_view}[what]
+        return self._cache.get(("json", what, v, self.stamp()),
+                               lambda: json.dumps(build(v), allow_nan=False, separators=(",", ":")).encode())
 
     def live(self, v: View, records: bool = True) -> dict[str, Any]:
         """For the live stream: the store stamp, the verdict of the latest closed bar (track records
