@@ -208,7 +208,7 @@ def test_dashboard_in_headless_chromium(demo_store: Path, tmp_path: Path) -> Non
         for side, text in zip(("distribution", "accumulation"), seen["reasons"]):
             assert want["decisions"][side]["reason"] in text
         assert seen["premium"] == want["premium"]
-        assert seen["subplots"] == 6 and seen["hits"] >= 1 and seen["returns"] >= 1 and seen["studyRows"] >= 4
+        assert seen["subplots"] == 9 and seen["hits"] >= 1 and seen["returns"] >= 1 and seen["studyRows"] >= 4
 
         shot = tmp_path / "dashboard-1400.png"
         data = browser.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True},

@@ -18,6 +18,7 @@ every request must carry ``?token=…`` (or ``Authorization: Bearer …``). Boun
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import html
 import json
@@ -78,26 +79,41 @@ def create_app(store: Path, config: Path | None = None, token: str | None = None
         return FileResponse(PLOTLY_JS, media_type="application/javascript",
                             headers={"Cache-Control": "max-age=86400"})
 
-    def meta(request: Request) -> Response:
+    async def meta(request: Request) -> Response:
         cfg, _ = dash.config()
         return JSONResponse({"symbols": list(dash.symbols()), "intervals": list(INTERVALS),
                              "interval": cfg.interval, "config": dash.config_source})
 
     def api(what: str) -> Route:
-        def endpoint(request: Request) -> Response:
-            return Response(dash.json(what, dash.view(request.query_params)), media_type="application/json")
+        async def endpoint(request: Request) -> Response:  # cached: answered on the event loop
+            view = dash.view(request.query_params)
+            body = dash.cached_json(what, view) or await run_in_threadpool(dash.json, what, view)
+            return Response(body, media_type="application/json")
         return Route(f"/api/{what}", endpoint)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async def watch() -> None:  # the store stamp, re-read off the event loop
+            while True:
+                await run_in_threadpool(dash.stamp, True)
+                await asyncio.sleep(poll)
+
+        task = asyncio.create_task(watch())
+        try:
+            yield
+        finally:
+            task.cancel()
 
     async def stream(request: Request) -> Response:
         view = await run_in_threadpool(dash.view, request.query_params)
 
         async def events() -> AsyncIterator[str]:
-            seen = await run_in_threadpool(dash.stamp)
+            seen = dash.stamp()
             yield f"event: ready\ndata: {json.dumps(list(seen))}\n\n"
             idle = 0.0
             while not await request.is_disconnected():
                 await asyncio.sleep(poll)
-                now = await run_in_threadpool(dash.stamp)
+                now = dash.stamp()
                 if now != seen:
                     seen = now
                     for records in (False, True):  # the bar at once, then with the track records
@@ -130,5 +146,5 @@ def create_app(store: Path, config: Path | None = None, token: str | None = None
         api("verdict"), api("market"), api("study"),
         Route("/api/stream", stream), Route("/favicon.ico", lambda request: Response(status_code=204)),
     ]
-    return Starlette(routes=routes, middleware=middleware,
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
                      exception_handlers={TapewatchError: bad_request, Exception: failed})

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import plotly.graph_objects as go
+import polars as pl
 from plotly.utils import PlotlyJSONEncoder
 
 from tapewatch.commands.common import resolve_config
@@ -29,7 +30,7 @@ from tapewatch.commands.study import _inputs, _with_unknown
 from tapewatch.config import Config
 from tapewatch.errors import TapewatchError
 from tapewatch.names import base_name, interval_name
-from tapewatch.report import header_lines, hits_figure, market_figure, returns_figure, study_table, sweep_table
+from tapewatch.report import FactorPanel, header_lines, hits_figure, market_figure, returns_figure, study_table, sweep_table
 from tapewatch.scan import scan
 from tapewatch.store import Store
 from tapewatch.study.run import Study, run_study
@@ -71,6 +72,26 @@ def parse_view(params: Mapping[str, str], known: tuple[str, ...], default_interv
     return View(base, interval, start, end)
 
 
+def context_panels(frame: pl.DataFrame, cfg: Config) -> tuple[FactorPanel, ...]:
+    """The dashboard's panels beyond the report's: the premium's z-score (dashed: ±2, the usual
+    band) and percentile rank over its trailing window, and how far from mid the order book is
+    known on each side (dashed: the band the book ratio reads; past it the ratio is NaN)."""
+    def col(name: str) -> np.ndarray:
+        if name not in frame.columns:
+            return np.full(frame.height, np.nan)
+        return frame.get_column(name).cast(pl.Float64).fill_null(float("nan")).to_numpy()
+
+    return (
+        FactorPanel("premium z-score (dashed: ±2)", {"premium z": col("premium_z")}, "z", (2.0, -2.0),
+                    note="no premium index"),
+        FactorPanel("premium percentile rank over its trailing window", {"premium percentile": col("premium_pct_rank")},
+                    "%", (5.0, 95.0), note="no premium index"),
+        FactorPanel(f"book: known distance from mid (dashed: the {cfg.book.band:g} % band)",
+                    {"bids known to": col("book_bid_known_pct"), "asks known to": col("book_ask_known_pct")}, "%",
+                    (cfg.book.band,), note="no book_depth records"),
+    )
+
+
 class _Cache:
     """A small LRU of computed values; one computation per key at a time (concurrent requests wait)."""
 
@@ -79,6 +100,11 @@ class _Cache:
         self._locks: dict[Any, threading.Lock] = {}
         self._guard = threading.Lock()
         self._size = size
+
+    def peek(self, key: Any) -> Any:
+        """The cached value of ``key`` or None."""
+        with self._guard:
+            return self._items.get(key)
 
     def get(self, key: Any, compute: Callable[[], T]) -> T:
         with self._guard:
@@ -158,12 +184,14 @@ class Dashboard:
         return [f for ref in (cfg.markets.spot, cfg.markets.perp) for kind in ("bar", "trade")
                 for f in self.store.files(kind, ref.exchange, ref.market)]
 
-    def stamp(self, max_age: float = 0.2) -> tuple[Any, ...]:
+    def stamp(self, refresh: bool = False, max_age: float = 2.0) -> tuple[Any, ...]:
         """(newest mtime in ns, number of files, config mtime) of the spot / perp bar and trade
-        partitions; re-read at most every ``max_age`` seconds (one reader at a time, the others
-        take the last value)."""
+        partitions, as last read; re-read when ``refresh`` (the server's poller, every 0.25 s) or
+        when older than ``max_age`` seconds. One reader at a time; the others take the last value."""
         checked, value = self._stamp
-        if time.monotonic() - checked < max_age or not self._stamp_lock.acquire(blocking=not value):
+        if not refresh and value and time.monotonic() - checked < max_age:
+            return value
+        if not self._stamp_lock.acquire(blocking=not value):
             return value
         try:
             newest, count = 0, 0
@@ -225,7 +253,8 @@ class Dashboard:
             bars = study.forward.bars
             events = [{"t": int(bars.ts[i]) // 1_000_000, "side": side, "close": float(bars.close[i]), "text": text}
                       for side, pos in study.events.items() for i, text in zip(pos, hover.get(side, []))]
-            return {"figure": _figure(market_figure(study, ds.factors, hover=hover)), "events": events,
+            panels = (*ds.factors, *context_panels(ds.frame, cfg))
+            return {"figure": _figure(market_figure(study, panels, hover=hover)), "events": events,
                     "last": int(bars.ts[-1]) // 1_000_000 if len(bars.ts) else None,
                     "missing": list(ds.missing)}
         return self._cache.get(("market", v, self.stamp()), build)
@@ -250,6 +279,10 @@ class Dashboard:
         build = {"verdict": self.verdict, "market": self.market, "study": self.study_view}[what]
         return self._cache.get(("json", what, v, self.stamp()),
                                lambda: json.dumps(build(v), allow_nan=False, separators=(",", ":")).encode())
+
+    def cached_json(self, what: str, v: View) -> bytes | None:
+        """:meth:`json` if it is already computed for the current store stamp, else None (never blocks)."""
+        return self._cache.peek(("json", what, v, self.stamp()))
 
     def live(self, v: View, records: bool = True) -> dict[str, Any]:
         """For the live stream: the store stamp, the verdict of the latest closed bar (track records
