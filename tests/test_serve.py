@@ -164,6 +164,7 @@ STATE_JS = """(() => {
     reasons: [...document.querySelectorAll('p.side')].map(p => p.textContent.replace(/\\s+/g, ' ').trim()),
     premium: document.getElementById('premium')?.textContent,
     priceX: price ? [price.x[0], price.x[price.x.length - 1], price.x[1] - price.x[0]] : null,
+    markers: (m.data || []).filter(t => /^(distribution|accumulation) /.test(t.name)).map(t => t.x.length),
     subplots: m.querySelectorAll('.cartesianlayer > .subplot').length,
     studyRows: document.querySelectorAll('#study-tables table.study tbody tr').length,
     hits: document.querySelectorAll('#panel-hits .main-svg').length,
@@ -233,7 +234,11 @@ def test_dashboard_in_headless_chromium(demo_store: Path, tmp_path: Path) -> Non
         assert new_bar // 1_000_000 == before + 4 * 3_600_000
         after = browser.evaluate(page, STATE_JS)
         assert after["loaded"] == seen["loaded"]  # same page load
-        assert after["barTs"] == scan_json(store, "--symbol", "BTC", "--lookback", "30d")["bar_ts"] == new_bar
+        rescan = scan_json(store, "--symbol", "BTC", "--lookback", "30d")
+        assert after["barTs"] == rescan["bar_ts"] == new_bar
+        # no event on the new bar (its spot and premium inputs are not written): no marker added
+        assert all(e["ts"] < new_bar for e in rescan["events"]) and after["markers"] == seen["markers"]
+        assert sum(seen["markers"]) > 0
 
         # the selectors redraw the charts: hourly bars, then a range
         browser.evaluate(page, "(() => { const s = document.getElementById('interval'); s.value = '1h';"
