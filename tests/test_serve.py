@@ -6,6 +6,7 @@ reload; the selectors must redraw the charts; bad parameters are one-line 400s."
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
 import shutil
@@ -259,3 +260,38 @@ def test_dashboard_in_headless_chromium(demo_store: Path, tmp_path: Path) -> Non
                     if e.get("method") == "Network.requestWillBeSent"]
     assert not errors, errors
     assert requests and all(u.startswith((server.url("/"), "data:")) for u in requests), requests  # nothing off the machine
+
+
+def test_event_hover_says_what_followed(server: Server) -> None:
+    status, body = get(server.url("/api/market?symbol=BTC"))
+    assert status == 200, body
+    market = json.loads(body)
+    price = next(t for t in market["figure"]["data"] if t["name"] == "close")
+    close = dict(zip(price["x"], price["y"]))  # 4h bars, not thinned (fewer than 20,000)
+    assert len(close) == len(price["x"]) < 20_000
+    checked = 0
+    for e in market["events"]:
+        assert e["close"] == close[e["t"]] and e["text"].startswith(f"<b>{e['side']}</b>")
+        for label, hours in (("4h", 4), ("24h", 24), ("3d", 72)):
+            later = close.get(e["t"] + hours * 3_600_000)
+            if later is not None:
+                assert f"{label} {(later / e['close'] - 1) * 100:+.2f} %" in e["text"], (label, e["text"])
+                checked += 1
+    assert checked >= 30
+
+
+def test_study_api_matches_backtest(server: Server, demo_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    res = runner.invoke(app, ["backtest", "--store", str(demo_store), "--symbol", "BTC", "--json", str(out)],
+                        env={"TAPEWATCH_CONFIG": ""})
+    assert res.exit_code == 0, res.output
+    want = json.loads(out.read_text())
+    status, body = get(server.url("/api/study?symbol=BTC"))
+    assert status == 200, body
+    got = json.loads(body)
+    assert got["verdict"] == want["verdict"] and got["label"] == want["label"]
+    for period in want["periods"]:
+        assert f"{period['bars']:,} bars" in got["tables"]
+        for side in period["sides"]:
+            for o in side["outcomes"]:
+                assert f"<td>{side['side']}</td><td>{html.escape(o['outcome'])}</td><td>{o['events']}</td>" in got["tables"]
