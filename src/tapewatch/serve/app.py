@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import plotly
 from starlette.applications import Starlette
@@ -72,7 +73,7 @@ def create_app(store: Path, config: Path | None = None, token: str | None = None
     page = (resources.files("tapewatch.serve") / "page.html").read_text(encoding="utf-8")
 
     async def index(request: Request) -> Response:
-        suffix = f"?token={html.escape(token)}" if token else ""
+        suffix = f"?token={html.escape(quote(token, safe=''))}" if token else ""
         return HTMLResponse(page.replace("{{PLOTLY_SRC}}", f"/static/plotly.min.js{suffix}"))
 
     async def plotly_js(request: Request) -> Response:

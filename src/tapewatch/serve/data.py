@@ -36,7 +36,7 @@ from tapewatch.store import Store
 from tapewatch.study.forward import format_duration
 from tapewatch.study.run import Study, run_study
 from tapewatch.study.settings import StudySettings, load_settings
-from tapewatch.study.wiring import explain_events, prepare, track_records
+from tapewatch.study.wiring import DetectorStudy, explain_events, prepare, track_records
 from tapewatch.timeutil import ns_to_iso, parse_time
 
 T = TypeVar("T")
@@ -244,11 +244,11 @@ class Dashboard:
         return out
 
     # -- the study behind the charts ------------------------------------------------------------
-    def study(self, v: View) -> tuple[Study, Any]:
+    def study(self, v: View) -> tuple[Study, DetectorStudy]:
         """The event study of the view (and the prepared detector inputs), cached."""
         return self._cache.get(("study", v, self.stamp()), lambda: self._study(v))
 
-    def _study(self, v: View) -> tuple[Study, Any]:
+    def _study(self, v: View) -> tuple[Study, DetectorStudy]:
         cfg, settings = self.config()
         ds = prepare(self.store, v.base, v.interval, v.start, v.end, cfg)
         study = run_study(ds.bars, ds.event_fn, settings, ds.cooldown_ns, [{}], None,
