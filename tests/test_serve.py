@@ -165,7 +165,8 @@ STATE_JS = """(() => {
     reasons: [...document.querySelectorAll('p.side')].map(p => p.textContent.replace(/\\s+/g, ' ').trim()),
     premium: document.getElementById('premium')?.textContent,
     priceX: price ? [price.x[0], price.x[price.x.length - 1], price.x[1] - price.x[0]] : null,
-    markers: (m.data || []).filter(t => /^(distribution|accumulation) /.test(t.name)).map(t => t.x.length),
+    markers: Object.fromEntries((m.data || []).filter(t => /^(distribution|accumulation) /.test(t.name))
+                                .map(t => [t.name.split(' ')[0], t.x.length])),
     subplots: m.querySelectorAll('.cartesianlayer > .subplot').length,
     studyRows: document.querySelectorAll('#study-tables table.study tbody tr').length,
     hits: document.querySelectorAll('#panel-hits .main-svg').length,
@@ -178,21 +179,37 @@ STATUS_JS = """[document.getElementById('live').textContent, document.getElement
   document.body.dataset.lastBar, document.getElementById('verdict-bar')?.dataset.ts]"""
 
 
-def _more_bars(store: Path) -> int:
-    """Write the next 4 h of 5m perp bars (the last 4 h of stored ones, shifted 4 h later) as
-    `tapewatch live` would; returns the open time (ns) of the 4h bar they close."""
+LAST_4H_BAR = 1_768_219_200_000_000_000  # 2026-01-12 12:00 UTC: the demo store's latest closed 4h bar
+
+
+def _write_window(store: Path, k: int, coinbase_factor: float | None = None) -> int:
+    """Write, as `tapewatch live` would, the 4 h of bars ``k`` × 4 h after the demo's last 4 h
+    (those bars shifted): Binance perp 5m, and with ``coinbase_factor`` also Binance spot 5m and
+    Coinbase 15m with Coinbase's prices times that factor (a premium of about factor − 1).
+    Returns the open time (ns) of the 4h bar the window closes."""
     st = Store(store)
-    last = st.read("bar", "binance", "perp", "BTC/USDT").filter(pl.col("interval") == "5m").sort("ts").tail(48)
-    shifted = last.with_columns(pl.col("ts") + pl.duration(hours=4, time_unit="ns"))
-    st.write("bar", shifted)
-    end = int(shifted.get_column("ts").cast(pl.Int64).max()) + 5 * 60 * 10**9
-    return end - end % (4 * HOUR_NS) - 4 * HOUR_NS
+    series = [("binance", "perp", "BTC/USDT", "5m", 48)]
+    if coinbase_factor is not None:
+        series += [("binance", "spot", "BTC/USDT", "5m", 48), ("coinbase", "spot", "BTC/USD", "15m", 16)]
+    for exchange, market, symbol, interval, n in series:
+        df = (st.read("bar", exchange, market, symbol).filter(pl.col("interval") == interval)
+              .filter(pl.col("ts").cast(pl.Int64) < LAST_4H_BAR + 4 * HOUR_NS).sort("ts").tail(n)
+              .with_columns(pl.col("ts") + pl.duration(hours=4 * k, time_unit="ns")))
+        if exchange == "coinbase":
+            df = df.with_columns([pl.col(c) * coinbase_factor for c in ("open", "high", "low", "close")])
+        st.write("bar", df)
+    return LAST_4H_BAR + 4 * HOUR_NS * k
 
 
 def test_dashboard_in_headless_chromium(demo_store: Path, tmp_path: Path) -> None:
     assert CHROMIUM is not None, "no Chromium on this machine: scripts/test.sh installs it (apt-get install chromium)"
     store = tmp_path / "store"  # this test writes bars: its own copy of the demo store
     shutil.copytree(demo_store, store)
+    # the detector on the premium alone, so that bars written below can make a new event
+    cfg = store / "tapewatch.toml"
+    text = cfg.read_text(encoding="utf-8")
+    assert 'required = ["flow", "premium"]' in text
+    cfg.write_text(text.replace('required = ["flow", "premium"]', 'required = ["premium"]'), encoding="utf-8")
     want = scan_json(store, "--symbol", "BTC", "--lookback", "30d")
     with Server(create_app(store)) as server, Chromium(CHROMIUM) as browser:
         page = browser.open("about:blank")
@@ -221,7 +238,7 @@ def test_dashboard_in_headless_chromium(demo_store: Path, tmp_path: Path) -> Non
 
         # live: a bar written now shows up in the open page, no reload
         before = seen["lastBar"]
-        new_bar = _more_bars(store)
+        new_bar = _write_window(store, 1)  # perp bars only: the premium is unknown there
         t0 = time.monotonic()
         try:
             browser.wait_for(page, f"Number(document.body.dataset.lastBar) === {new_bar // 1_000_000} && "
@@ -239,7 +256,27 @@ def test_dashboard_in_headless_chromium(demo_store: Path, tmp_path: Path) -> Non
         assert after["barTs"] == rescan["bar_ts"] == new_bar
         # no event on the new bar (its spot and premium inputs are not written): no marker added
         assert all(e["ts"] < new_bar for e in rescan["events"]) and after["markers"] == seen["markers"]
-        assert sum(seen["markers"]) > 0
+        assert seen["markers"]["distribution"] > 0 and seen["markers"]["accumulation"] > 0
+
+        # a day with Coinbase 2 % above Binance, then 4 h 2 % below it: a new distribution event
+        for k in range(1, 8):
+            _write_window(store, k, 1.02)
+        event_bar = _write_window(store, 8, 0.98)
+        rescan = scan_json(store, "--symbol", "BTC", "--lookback", "30d")
+        assert (rescan["events"][0]["side"], rescan["events"][0]["ts"]) == ("distribution", event_bar)
+        shown = (f"(() => {{ const t = document.getElementById('panel-market').data.find(t => "
+                 f"t.name.startsWith('distribution ')); return t.x.includes({event_bar // 1_000_000}) && "
+                 f"Number(document.body.dataset.lastBar) === {event_bar // 1_000_000}; }})()")
+        try:
+            browser.wait_for(page, shown, 15)
+        except TimeoutError:
+            pytest.fail(f"event at {event_bar} not shown: {browser.evaluate(page, STATUS_JS)}")
+        evented = browser.evaluate(page, STATE_JS)
+        new = [e["side"] for e in rescan["events"] if e["ts"] > LAST_4H_BAR]
+        assert new.count("distribution") == 1
+        assert evented["markers"] == {side: n + new.count(side) for side, n in seen["markers"].items()}, (
+            evented["markers"], seen["markers"], [(e["side"], e["ts"]) for e in rescan["events"][:4]])
+        assert evented["loaded"] == seen["loaded"] and evented["sides"]["distribution"] == "true"
 
         # the selectors redraw the charts: hourly bars, then a range
         browser.evaluate(page, "(() => { const s = document.getElementById('interval'); s.value = '1h';"
