@@ -192,10 +192,46 @@ class DetectorConfig:
     cooldown: Duration = "1h"  # a firing within this time after the last firing bar is the same event
 
 
+ALERT_SIDES = ("distribution", "accumulation")
+WEBHOOK_SHAPES = ("generic", "slack", "discord", "telegram")
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """One webhook: its name, the payload shape it takes and where its URL comes from. The URL
+    itself (it carries a token) is never in the config: it is read from the environment variable
+    ``env`` (default ``TAPEWATCH_WEBHOOK_<NAME>``) or from ``alerts.secrets_file``."""
+
+    name: str  # letters, digits, "_" and "-"
+    shape: str = field(default="generic", metadata={"choices": WEBHOOK_SHAPES})
+    env: str = ""
+    chat_id: str = ""  # Telegram only: the chat the bot posts to
+
+    def env_var(self) -> str:
+        return self.env or f"TAPEWATCH_WEBHOOK_{self.name.upper()}"
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """What raises an alert and where it goes; see tapewatch/alerts/."""
+
+    sides: tuple[str, ...] = field(default=ALERT_SIDES, metadata={"choices": ALERT_SIDES})
+    # factors whose own condition starting to hold (a threshold crossing) is also an alert
+    crossings: tuple[str, ...] = field(default=(), metadata={"choices": FACTOR_NAMES})
+    console: bool = True
+    log: str = "alerts.jsonl"  # JSON lines, relative to the store directory; "" = no log file
+    secrets_file: str = ""  # TOML file of `name = "URL"`, readable by its owner only (mode 0600)
+    webhooks: tuple[WebhookConfig, ...] = ()
+    retries: int = 3  # further attempts after a failed POST
+    backoff: float = field(default=1.0, metadata={"min": 0.0})  # seconds before the first retry, doubled each time
+    timeout: float = field(default=10.0, metadata={"min": 0.0, "exclusive": True})  # seconds per attempt
+    max_wait: float = field(default=60.0, metadata={"min": 0.0})  # longest Retry-After honoured, seconds
+
+
 @dataclass(frozen=True)
 class Config:
     """All signal and detector parameters; ``interval``: the bar interval commands use when no
-    ``--interval`` is given (e.g. ``"5m"``, ``"4h"``)."""
+    ``--interval`` is given (e.g. ``"5m"``, ``"4h"``); ``alerts``: where alerts go."""
 
     interval: str = "5m"
     markets: MarketsConfig = MarketsConfig()
@@ -205,6 +241,7 @@ class Config:
     oi: OIConfig = OIConfig()
     funding: FundingConfig = FundingConfig()
     detector: DetectorConfig = DetectorConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
 
 DEFAULT_CONFIG_FILE = Path(__file__).with_name("default_config.toml")
@@ -351,6 +388,21 @@ def _check(cfg: Config, source: str) -> None:
     for key, values in (("markets.price", cfg.markets.price), ("book.sources", cfg.book.sources)):
         if not values:
             raise ConfigError(f"{source}: config key {key!r} must list at least one market")
+    _check_alerts(cfg.alerts, source)
+
+
+def _check_alerts(a: AlertsConfig, source: str) -> None:
+    if a.retries < 0:
+        raise ConfigError(f"{source}: config key 'alerts.retries' must be 0 or more, got {a.retries}")
+    names = [w.name for w in a.webhooks]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"{source}: config key 'alerts.webhooks' names {', '.join(twice)} more than once")
+    for w in a.webhooks:
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", w.name):
+            raise ConfigError(f"{source}: config key 'alerts.webhooks' name {w.name!r}: use letters, digits, _ and - only")
+        if w.shape == "telegram" and not w.chat_id:
+            raise ConfigError(f"{source}: config key 'alerts.webhooks' {w.name!r} is a telegram webhook and needs chat_id")
 
 
 def _show(value: Any) -> str:
