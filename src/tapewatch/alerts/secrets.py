@@ -39,9 +39,12 @@ class Secret:
     def parts(self) -> list[str]:
         """The value and its pieces that could carry the token on their own (URL path, query,
         path segments, user info), longest first, for :func:`redact`."""
-        url = urlsplit(self._value)
-        pieces = [self._value, url.path, url.query, url.netloc if "@" in url.netloc else ""]
-        pieces += [seg for seg in re.split(r"[/?&=:@]", url.path + "/" + url.query) if len(seg) >= 6]
+        try:
+            url = urlsplit(self._value)
+            pieces = [self._value, url.path, url.query, url.netloc if "@" in url.netloc else ""]
+        except ValueError:  # not a URL (e.g. an unclosed "[" in the host): hide it piece by piece
+            pieces = [self._value]
+        pieces += [seg for seg in re.split(r"[/?&=:@#\[\]]", self._value) if len(seg) >= 6]
         return sorted({p for p in pieces if len(p) >= 6}, key=len, reverse=True)
 
     def __repr__(self) -> str:

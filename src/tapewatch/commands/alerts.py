@@ -49,11 +49,11 @@ def alerts_cmd(
     path, source = resolve_config(config, store)
     cfg, settings = load_settings(path)
     interval = interval_name(interval or cfg.interval, "--interval")
+    a = cfg.alerts
+    webhooks = [] if dry_run else load_webhooks(a, base=path.parent if path else None)
     st = open_store(store)
     end_ns = parse_time(end) if end else None
     since_ns = _since(since, st, cfg, base, interval, end_ns)
-    a = cfg.alerts
-    webhooks = [] if dry_run else load_webhooks(a, base=path.parent if path else None)
     alerts = batch_alerts(st, base, interval, since_ns, end_ns, cfg, settings)
     log = LogSink(store / a.log) if a.log else None
     sent = log.sent() if log else set()
