@@ -117,3 +117,22 @@ def test_the_command_refuses_a_readable_secrets_file_in_one_line(tmp_path: Path)
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: secrets file") and "mode 0644" in lines[0]
     assert TOKEN not in res.output
+
+
+def test_the_alerts_table_is_validated_naming_the_key() -> None:
+    from tapewatch.config import config_from_dict
+
+    ok = config_from_dict({"alerts": {"crossings": ["premium"], "webhooks": [
+        {"name": "slack", "shape": "slack"}, {"name": "tg", "shape": "telegram", "chat_id": "-100", "env": "MY_TG"}]}})
+    assert ok.alerts.webhooks[1].env_var() == "MY_TG" and ok.alerts.webhooks[0].env_var() == "TAPEWATCH_WEBHOOK_SLACK"
+    for bad, words in (
+        ({"webhooks": [{"name": "tg", "shape": "telegram"}]}, "needs chat_id"),
+        ({"webhooks": [{"name": "a"}, {"name": "a"}]}, "names a more than once"),
+        ({"webhooks": [{"name": "a", "shape": "teams"}]}, "'alerts.webhooks[0].shape' must be one of"),
+        ({"webhooks": [{"name": "a b"}]}, "use letters, digits"),
+        ({"sides": ["up"]}, "'alerts.sides[0]' must be one of"),
+        ({"retries": -1}, "'alerts.retries' must be 0 or more"),
+        ({"url": "https://x"}, "unknown config key 'alerts.url'"),
+    ):
+        with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace("]", r"\]")):
+            config_from_dict({"alerts": bad})
