@@ -220,7 +220,8 @@ class AlertsConfig:
     crossings: tuple[str, ...] = field(default=(), metadata={"choices": FACTOR_NAMES})
     console: bool = True
     log: str = "alerts.jsonl"  # JSON lines, relative to the store directory; "" = no log file
-    secrets_file: str = ""  # TOML file of `name = "URL"`, readable by its owner only (mode 0600)
+    # TOML file of `name = "URL"`, readable by its owner only (mode 0600); relative to the config file
+    secrets_file: str = ""
     webhooks: tuple[WebhookConfig, ...] = ()
     retries: int = 3  # further attempts after a failed POST
     backoff: float = field(default=1.0, metadata={"min": 0.0})  # seconds before the first retry, doubled each time

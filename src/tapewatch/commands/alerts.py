@@ -16,11 +16,11 @@ from tapewatch.alerts.secrets import load_webhooks
 from tapewatch.alerts.sinks import Dispatcher, LogSink
 from tapewatch.commands.common import DEFAULT_STORE_PATH, EndOpt, StoreOpt, console, err_console, friendly, resolve_config
 from tapewatch.commands.signals import ConfigOpt, IntervalOpt, SymbolOpt
-from tapewatch.config import duration_ns
+from tapewatch.config import Config, duration_ns
 from tapewatch.errors import TapewatchError
 from tapewatch.names import base_name, interval_name
 from tapewatch.scan import latest_data_end
-from tapewatch.store import open_store
+from tapewatch.store import Store, open_store
 from tapewatch.study.settings import load_settings
 from tapewatch.timeutil import interval_ns, ns_to_iso, parse_time
 
@@ -79,11 +79,11 @@ def alerts_cmd(
     console.print(f"{len(fresh)} alerts{repeat}{hooks}{escape(where)}", highlight=False)
 
 
-def _since(text: str, st: object, cfg: object, base: str, interval: str, end: int | None) -> int:
+def _since(text: str, st: Store, cfg: Config, base: str, interval: str, end: int | None) -> int:
     """``--since`` in UTC ns: a time, or a span back from ``end`` (else the end of the stored data)."""
     if not re.fullmatch(r"\d+(\.\d+)?[smhd]", text.strip()):
         return parse_time(text)
-    ref = end if end is not None else latest_data_end(st, cfg, base)  # type: ignore[arg-type]
+    ref = end if end is not None else latest_data_end(st, cfg, base)
     if ref is None:
         raise TapewatchError(f"no spot or perp data for {base} in the store; import some first")
     step = interval_ns(interval)
