@@ -41,10 +41,13 @@ class Secret:
         path segments, user info), longest first, for :func:`redact`."""
         try:
             url = urlsplit(self._value)
-            pieces = [self._value, url.path, url.query, url.netloc if "@" in url.netloc else ""]
+            userinfo = url.netloc.rpartition("@")[0]
+            tail = "/".join((userinfo, url.path, url.query, url.fragment))
+            pieces = [self._value, url.path, url.query, url.fragment, userinfo]
         except ValueError:  # not a URL (e.g. an unclosed "[" in the host): hide it piece by piece
+            tail = self._value
             pieces = [self._value]
-        pieces += [seg for seg in re.split(r"[/?&=:@#\[\]]", self._value) if len(seg) >= 6]
+        pieces += re.split(r"[/?&=:@#\[\]]", tail)
         return sorted({p for p in pieces if len(p) >= 6}, key=len, reverse=True)
 
     def __repr__(self) -> str:

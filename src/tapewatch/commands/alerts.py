@@ -67,7 +67,7 @@ def alerts_cmd(
             for line in x.factor_lines():
                 console.print(f"    {escape(line)}", highlight=False, soft_wrap=True)
         names = ", ".join(w.name for w in a.webhooks) or "none"
-        console.print(f"dry run: {len(fresh)} alerts; nothing written or sent (log: {a.log or 'off'}; "
+        console.print(f"dry run: {_count(len(fresh))}; nothing written or sent (log: {a.log or 'off'}; "
                       f"webhooks: {escape(names)})", highlight=False)
         return
     dispatcher = Dispatcher(console if a.console else None, log, webhooks, RetryPolicy.of(a), _warn)
@@ -76,7 +76,11 @@ def alerts_cmd(
     repeat = f"; {len(alerts) - len(fresh)} already in the log, not sent again" if len(fresh) < len(alerts) else ""
     hooks = f"; webhooks: {len(results) - failed} delivered, {failed} failed" if webhooks else ""
     where = f"; log: {log.path}" if log else ""
-    console.print(f"{len(fresh)} alerts{repeat}{hooks}{escape(where)}", highlight=False)
+    console.print(f"{_count(len(fresh))}{repeat}{hooks}{escape(where)}", highlight=False)
+
+
+def _count(n: int) -> str:
+    return f"{n} alert" + ("" if n == 1 else "s")
 
 
 def _since(text: str, st: Store, cfg: Config, base: str, interval: str, end: int | None) -> int:
