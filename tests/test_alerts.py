@@ -10,6 +10,7 @@ Expected values are computed here from the signal columns and the sample files w
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import math
 from collections.abc import Iterator
@@ -251,7 +252,9 @@ def test_the_command_posts_every_shape_logs_and_does_not_repeat(world: World, tm
         assert want[0].record is not None and want[0].record.describe() in emb["description"]
         tg = rx.bodies(f"/bot{TOKEN}/sendMessage")
         assert [t["chat_id"] for t in tg] == ["-10042"] * len(want) and tg[0]["parse_mode"] == "HTML"
-        assert tg[0]["text"].startswith("<b>BTC 4h: DISTRIBUTION fired</b>") and "≥" in tg[0]["text"]
+        assert tg[0]["text"].startswith("<b>BTC 4h: DISTRIBUTION fired</b>\nbar ")
+        assert html.escape(want[0].premium) in tg[0]["text"] and html.escape(want[0].record.describe()) in tg[0]["text"]
+        assert html.escape(f"• {want[0].factor_lines()[1]}") in tg[0]["text"]
         assert res.output.count("ALERT BTC 4h: DISTRIBUTION fired") == len(want)
         log = [json.loads(x) for x in log_path.read_text().splitlines()]
         assert [r["id"] for r in log if r["record"] == "alert"] == [a.id for a in want]

@@ -72,10 +72,14 @@ def discord(alert: Alert, hook: Webhook) -> dict[str, Any]:
 
 def telegram(alert: Alert, hook: Webhook) -> dict[str, Any]:
     """The ``sendMessage`` body: HTML text (bold title, details, one line per factor)."""
-    body = [f"<b>{escape(alert.title())}</b>", *map(escape, _details(alert)), "",
-            *(escape(f"• {line}") for line in alert.factor_lines())]
-    return {"chat_id": hook.chat_id, "text": _cut("\n".join(body), 4096), "parse_mode": "HTML",
-            "disable_web_page_preview": True}
+    lines = [f"<b>{escape(alert.title())}</b>", *map(escape, _details(alert)), "",
+             *(escape(f"• {line}") for line in alert.factor_lines())]
+    text = lines[0]
+    for line in lines[1:]:  # whole lines only, so that no tag or entity is cut (Telegram: 4,096 characters)
+        if len(text) + 1 + len(line) > 4096:
+            break
+        text += "\n" + line
+    return {"chat_id": hook.chat_id, "text": text, "parse_mode": "HTML", "disable_web_page_preview": True}
 
 
 SHAPES: dict[str, Callable[[Alert, Webhook], dict[str, Any]]] = {

@@ -82,7 +82,8 @@ class Dispatcher:
         return out
 
     async def emit(self, session: aiohttp.ClientSession, alert: Alert) -> list[Delivery]:
-        """One alert to every sink (a live loop calls this at each bar close with its own session)."""
+        """One alert to every sink. A live loop runs this as a task at each bar close (with its own
+        session), so that retries and timeouts never delay the next bar."""
         if self.console is not None:
             self.console.print(f"[bold]ALERT[/] {escape(alert.summary())}", highlight=False, soft_wrap=True)
         self._log({"record": "alert", "logged_at": iso_z(time.time_ns()), **alert.to_dict()})
