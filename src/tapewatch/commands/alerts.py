@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -54,7 +55,7 @@ def alerts_cmd(
     end_ns = parse_time(end) if end else None
     since_ns = _since(since, st, cfg, base, interval, end_ns)
     alerts = batch_alerts(st, base, interval, since_ns, end_ns, cfg, settings)
-    log = LogSink(store / a.log) if a.log else None
+    log = LogSink(store / Path(a.log).expanduser()) if a.log else None
     sent = log.sent() if log else set()
     fresh = [x for x in alerts if x.id not in sent]
     span = f"{base} {interval} bars from {ns_to_iso(since_ns)} UTC" + (f" to {ns_to_iso(end_ns)} UTC" if end_ns else "")
