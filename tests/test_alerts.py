@@ -287,3 +287,15 @@ def test_dry_run_writes_and_sends_nothing(world: World, tmp_path: Path) -> None:
         assert res.exit_code == 0, res.output
         assert not rx.requests and not log_path.exists()
     assert "dry run: " in res.output and "premium holds: coinbase over binance premium averages" in res.output
+
+
+def test_since_a_span_counts_back_from_the_end_of_the_stored_data(world: World, tmp_path: Path) -> None:
+    args, _ = _cli(world, tmp_path, "--dry-run")
+    args = args[: args.index("--since")] + ["--since", "10d", "--dry-run"]
+    res = runner.invoke(app, args, env={"TAPEWATCH_STORE": "", "TAPEWATCH_CONFIG": "", "COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    spot = pq.read_table(sample_dir() / "binance_spot_btcusdt_4h.parquet").to_pandas()
+    since = spot["ts"].max() + pd.Timedelta("4h") - pd.Timedelta(days=10)  # the last 4h bar's close, minus 10 days
+    want = [a for a in world.alerts if a.bar_ts >= since.value]
+    assert f"from {since:%Y-%m-%d %H:%M:%S} UTC" in res.output and want
+    assert res.output.count("ALERT ") == len(want) and f"dry run: {len(want)} alert" in res.output
