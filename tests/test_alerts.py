@@ -90,6 +90,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         if "_5m" not in path.name:
             st.write(*read_sample_file(path))
     cfg, settings = load_settings(demo_config_path())
+    (root / "store" / "tapewatch.toml").write_text(demo_config_path().read_text())  # as `tapewatch demo` leaves it
     sig = compute_signals(st, "BTC", "4h", None, None, cfg)
     frame = sig.frame.with_columns(sig.frame["ts"].dt.epoch("ns")).to_pandas()
     yield World(root, st, cfg, settings, frame, batch_alerts(st, "BTC", "4h", None, None, cfg, settings))
@@ -289,13 +290,15 @@ def test_dry_run_writes_and_sends_nothing(world: World, tmp_path: Path) -> None:
     assert "dry run: " in res.output and "premium holds: coinbase over binance premium averages" in res.output
 
 
-def test_since_a_span_counts_back_from_the_end_of_the_stored_data(world: World, tmp_path: Path) -> None:
-    args, _ = _cli(world, tmp_path, "--dry-run")
-    args = args[: args.index("--since")] + ["--since", "10d", "--dry-run"]
-    res = runner.invoke(app, args, env={"TAPEWATCH_STORE": "", "TAPEWATCH_CONFIG": "", "COLUMNS": "250"})
+def test_the_readme_command_alerts_on_the_last_7_days_of_stored_data(world: World) -> None:
+    """`tapewatch alerts --symbol BTC --dry-run` with the store's own (demo) config: --since 7d
+    counts back from the close of the last stored bar."""
+    res = runner.invoke(app, ["alerts", "--symbol", "BTC", "--dry-run", "--store", str(world.root / "store")],
+                        env={"TAPEWATCH_STORE": "", "TAPEWATCH_CONFIG": "", "COLUMNS": "250"})
     assert res.exit_code == 0, res.output
     spot = pq.read_table(sample_dir() / "binance_spot_btcusdt_4h.parquet").to_pandas()
-    since = spot["ts"].max() + pd.Timedelta("4h") - pd.Timedelta(days=10)  # the last 4h bar's close, minus 10 days
+    since = spot["ts"].max() + pd.Timedelta(hours=4) - pd.Timedelta(days=7)  # the last 4h bar's close, minus 7 days
     want = [a for a in world.alerts if a.bar_ts >= since.value]
-    assert f"from {since:%Y-%m-%d %H:%M:%S} UTC" in res.output and want
+    assert f"from {since:%Y-%m-%d %H:%M:%S} UTC" in res.output and "(the store's config)" in res.output and want
     assert res.output.count("ALERT ") == len(want) and f"dry run: {len(want)} alert" in res.output
+    assert all(a.summary() in " ".join(res.output.split()) for a in want)
