@@ -125,6 +125,7 @@ def test_the_alerts_table_is_validated_naming_the_key() -> None:
     ok = config_from_dict({"alerts": {"crossings": ["premium"], "webhooks": [
         {"name": "slack", "shape": "slack"}, {"name": "tg", "shape": "telegram", "chat_id": "-100", "env": "MY_TG"}]}})
     assert ok.alerts.webhooks[1].env_var() == "MY_TG" and ok.alerts.webhooks[0].env_var() == "TAPEWATCH_WEBHOOK_SLACK"
+    assert WebhookConfig("ops-room").env_var() == "TAPEWATCH_WEBHOOK_OPS_ROOM"
     for bad, words in (
         ({"webhooks": [{"name": "tg", "shape": "telegram"}]}, "needs chat_id"),
         ({"webhooks": [{"name": "a"}, {"name": "a"}]}, "names a more than once"),
@@ -132,6 +133,7 @@ def test_the_alerts_table_is_validated_naming_the_key() -> None:
         ({"webhooks": [{"name": "a b"}]}, "use letters, digits"),
         ({"sides": ["up"]}, "'alerts.sides[0]' must be one of"),
         ({"retries": -1}, "'alerts.retries' must be 0 or more"),
+        ({"webhooks": [{"name": "a", "env": "https://hooks.slack.com/x"}]}, "env must name an environment variable"),
         ({"url": "https://x"}, "unknown config key 'alerts.url'"),
     ):
         with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace("]", r"\]")):

@@ -208,7 +208,8 @@ class WebhookConfig:
     chat_id: str = ""  # Telegram only: the chat the bot posts to
 
     def env_var(self) -> str:
-        return self.env or f"TAPEWATCH_WEBHOOK_{self.name.upper()}"
+        """The environment variable holding the URL (``my-hook`` → ``TAPEWATCH_WEBHOOK_MY_HOOK``)."""
+        return self.env or f"TAPEWATCH_WEBHOOK_{self.name.upper().replace('-', '_')}"
 
 
 @dataclass(frozen=True)
@@ -402,6 +403,9 @@ def _check_alerts(a: AlertsConfig, source: str) -> None:
     for w in a.webhooks:
         if not re.fullmatch(r"[A-Za-z0-9_-]+", w.name):
             raise ConfigError(f"{source}: config key 'alerts.webhooks' name {w.name!r}: use letters, digits, _ and - only")
+        if w.env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", w.env):  # never echoed: it may be a pasted URL
+            raise ConfigError(f"{source}: config key 'alerts.webhooks' {w.name!r}: env must name an environment "
+                              "variable (letters, digits, _), not hold the URL")
         if w.shape == "telegram" and not w.chat_id:
             raise ConfigError(f"{source}: config key 'alerts.webhooks' {w.name!r} is a telegram webhook and needs chat_id")
 
