@@ -21,27 +21,13 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from tapewatch.config import Config, MarketRef, duration_ns, to_bars
+from tapewatch.config import Config, MarketRef, duration_ns
 from tapewatch.errors import TapewatchError
-from tapewatch.signals.book import tag
+from tapewatch.signals.inputs import BAR_COLS
+from tapewatch.signals.registry import used_by, used_inputs, warmup_bars
+from tapewatch.signals.spec import band_tag as tag
 from tapewatch.store import Store
 from tapewatch.timeutil import bar_opens, interval_ns
-
-BAR_COLS = ("close", "volume", "taker_buy_volume")
-LABELS = {
-    "spot": ("spot bars", "close, flow"),
-    "perp": ("perp bars", "close, perp flow"),
-    "premium_a": ("premium venue a bars", "premium"),
-    "premium_b": ("premium venue b bars", "premium"),
-    "usdt_usd": ("USDT/USD bars", "USDT/USD-adjusted premium"),
-    "book": ("book depth", "book"),
-    "oi": ("open interest", "oi"),
-    "funding": ("funding", "funding (context)"),
-}
-PRESENT_BY = {
-    "spot": "spot_close", "perp": "perp_close", "premium_a": "premium_a_close", "premium_b": "premium_b_close",
-    "usdt_usd": "usdt_usd", "book": "book_source", "oi": "oi", "funding": "funding_rate",
-}
 
 
 @dataclass(frozen=True)
@@ -80,32 +66,9 @@ class Aligned:
 
 
 def input_columns(cfg: Config) -> dict[str, pl.DataType]:
-    """Every column :func:`load` puts on the grid besides ``ts``, with its dtype (all nullable)."""
-    cols: dict[str, pl.DataType] = {}
-    for key in ("spot", "perp"):
-        cols |= {f"{key}_{c}": pl.Float64() for c in BAR_COLS}
-    cols |= {"premium_a_close": pl.Float64(), "premium_b_close": pl.Float64(), "usdt_usd": pl.Float64()}
-    cols |= {
-        f"book_{side}_{m}_{tag(b)}": pl.Float64()
-        for b in cfg.book.bands for side in ("bid", "ask") for m in ("amount", "notional")
-    }
-    cols |= {"book_source": pl.String(), "oi": pl.Float64(), "oi_value": pl.Float64(),
-             "funding_rate": pl.Float64(), "funding_time": pl.Int64()}
-    return cols
-
-
-def warmup_bars(cfg: Config, step: int) -> int:
-    """Bars needed before the first requested bar so that its rolling windows are complete."""
-    w = max(to_bars(cfg.flow.window, step), to_bars(cfg.oi.window, step))
-    need = [
-        w + 1,
-        to_bars(cfg.premium.history, step) + to_bars(cfg.premium.smooth, step),
-        to_bars(cfg.book.sustain, step),
-        to_bars(cfg.detector.cooldown, step) + 1,
-    ]
-    if cfg.flow.measure == "z":
-        need.append(to_bars(cfg.flow.z_history, step) + to_bars(cfg.flow.window, step))
-    return max(need) + 1
+    """Every column :func:`load` puts on the grid besides ``ts``, with its dtype (all nullable):
+    the columns of each input a registered factor declares."""
+    return {name: dtype for i in used_inputs() for name, dtype in i.dtypes(cfg).items()}
 
 
 def load(
@@ -188,8 +151,9 @@ def input_status(frame: pl.DataFrame, aligned: Aligned) -> tuple[InputStatus, ..
     """Coverage of each input over ``frame`` (the requested range), with why it is missing."""
     total = frame.height
     out = []
-    for key, (label, used_by) in LABELS.items():
-        bars = int(frame.get_column(PRESENT_BY[key]).is_not_null().sum()) if total else 0
+    for spec in used_inputs():
+        key = spec.key
+        bars = int(frame.get_column(spec.present).is_not_null().sum()) if total else 0
         note = aligned.notes.get(key, "")
         unsplit = 0
         if key in ("spot", "perp") and bars:
@@ -202,7 +166,7 @@ def input_status(frame: pl.DataFrame, aligned: Aligned) -> tuple[InputStatus, ..
                         "with the split covers them): taker flow unavailable there")
         if not note and bars == 0 and total:
             note = "none within the range (or all too old at the bar closes)"
-        out.append(InputStatus(key, label, aligned.sources.get(key, "-"), used_by, bars, total, note, unsplit))
+        out.append(InputStatus(key, spec.label, aligned.sources.get(key, "-"), used_by(key), bars, total, note, unsplit))
     return tuple(out)
 
 
