@@ -19,7 +19,7 @@ from tapewatch.detector import Event
 from tapewatch.errors import TapewatchError
 from tapewatch.signals.base import Context
 from tapewatch.signals.frame import Aligned, InputStatus, input_status, load
-from tapewatch.signals.registry import FACTORS, output_columns
+from tapewatch.signals.registry import output_columns
 from tapewatch.store import Store
 from tapewatch.timeutil import interval_ns
 
@@ -62,7 +62,7 @@ def compute_frame(aligned: Aligned, cfg: Config) -> tuple[pl.DataFrame, Context]
     """Factors and detector over aligned inputs (warm-up rows included, ``ts`` Int64 ns)."""
     ctx = Context(cfg, aligned.base, aligned.interval, aligned.step, aligned.start, dict(aligned.notes))
     df = aligned.frame
-    for f in FACTORS:
+    for f in aligned.factors:
         if f.compute is not None:
             df = f.compute(df, ctx)
     return detector.combine(df, cfg), ctx

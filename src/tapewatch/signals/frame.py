@@ -10,8 +10,10 @@ now). A row stamped t only holds data available at the bar close t + interval:
   ``ts < t + interval`` (strictly before the close), null when older than the factor's ``max_age``.
 - USDT/USD: the close of the last stored bar that closed by t + interval, within ``usdt_max_age``.
 
-Rows before the requested start are loaded as warm-up for the rolling windows (W, the premium
-history, K…) and cut off by the caller. Missing inputs give null columns and a note saying why.
+Only the inputs the factors declare (``signals/registry.py``) are read. Rows before the requested
+start are loaded as warm-up, as many bars as the factors' declared windows and the detector's
+cool-down need (``registry.warmup_bars``), and cut off by the caller. Missing inputs give null
+columns and a note saying why.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import polars as pl
 from tapewatch.config import Config, MarketRef, duration_ns
 from tapewatch.errors import TapewatchError
 from tapewatch.signals.inputs import BAR_COLS
-from tapewatch.signals.registry import used_by, used_inputs, warmup_bars
+from tapewatch.signals.registry import FACTORS, used_by, used_inputs, warmup_bars
+from tapewatch.signals.spec import FactorSpec
 from tapewatch.signals.spec import band_tag as tag
 from tapewatch.store import Store
 from tapewatch.timeutil import bar_opens, interval_ns
@@ -54,7 +57,8 @@ class InputStatus:
 @dataclass(frozen=True)
 class Aligned:
     """Inputs on the grid: ``frame`` has ``ts`` (bar open, UTC ns, Int64) and the input columns,
-    warm-up rows included; ``start`` is the first requested bar's open (ns)."""
+    warm-up rows included; ``start`` is the first requested bar's open (ns); ``factors``: the
+    factors whose declared inputs were read (and that are computed over it)."""
 
     frame: pl.DataFrame
     base: str
@@ -63,12 +67,13 @@ class Aligned:
     start: int
     sources: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
+    factors: tuple[FactorSpec, ...] = FACTORS
 
 
-def input_columns(cfg: Config) -> dict[str, pl.DataType]:
+def input_columns(cfg: Config, factors: tuple[FactorSpec, ...] = FACTORS) -> dict[str, pl.DataType]:
     """Every column :func:`load` puts on the grid besides ``ts``, with its dtype (all nullable):
-    the columns of each input a registered factor declares."""
-    return {name: dtype for i in used_inputs() for name, dtype in i.dtypes(cfg).items()}
+    the columns of each input ``factors`` declare."""
+    return {name: dtype for i in used_inputs(factors) for name, dtype in i.dtypes(cfg).items()}
 
 
 def load(
@@ -79,15 +84,18 @@ def load(
     start: int | None = None,
     end: int | None = None,
     now: int | None = None,
+    factors: tuple[FactorSpec, ...] = FACTORS,
 ) -> Aligned:
-    """Read every input of ``base`` (e.g. ``BTC``) for bars in [start, end) plus warm-up.
+    """Read the inputs ``factors`` declare (default: every registered factor) of ``base`` (e.g.
+    ``BTC``) for bars in [start, end) plus their warm-up (:func:`~tapewatch.signals.registry.warmup_bars`).
 
     ``start``/``end``/``now`` are UTC ns; ``now`` (default: the clock) drops bars not closed yet.
     Raises TapewatchError when the store has neither spot nor perp bars in the range.
     """
     step = interval_ns(interval)
+    keys = {i.key for i in used_inputs(factors)}
     first = None if start is None else start - start % step
-    lo = None if first is None else first - warmup_bars(cfg, step) * step
+    lo = None if first is None else first - warmup_bars(cfg, step, factors) * step
     hi = None if end is None else end + (-end) % step
     now = time.time_ns() if now is None else now
     sources: dict[str, str] = {}
@@ -96,6 +104,8 @@ def load(
     series: dict[str, pl.DataFrame | None] = {}
     for key, ref in (("spot", cfg.markets.spot), ("perp", cfg.markets.perp),
                      ("premium_a", cfg.premium.a), ("premium_b", cfg.premium.b)):
+        if key not in keys:
+            continue
         sources[key] = f"{ref.describe(base)} {interval} bars"
         same = next((k for k, r in (("spot", cfg.markets.spot), ("perp", cfg.markets.perp)) if r == ref and k in series), None)
         if same is not None:
@@ -121,7 +131,7 @@ def load(
     grid = pl.DataFrame({"ts": pl.Series(bar_opens(g0, g1, step), dtype=pl.Int64)})
 
     frame = grid
-    for key in ("spot", "perp", "premium_a", "premium_b"):
+    for key in series:
         s = series[key]
         cols = BAR_COLS if key in ("spot", "perp") else ("close",)
         if s is None:
@@ -129,12 +139,16 @@ def load(
         else:
             frame = frame.join(s.select("ts", *[pl.col(c).alias(f"{key}_{c}") for c in cols]), on="ts", how="left")
 
-    frame = _usdt(frame, store, cfg, interval, step, lo, hi, sources, notes)
-    frame = _book(frame, store, base, cfg, step, lo, hi, sources, notes)
+    if "usdt_usd" in keys:
+        frame = _usdt(frame, store, cfg, interval, step, lo, hi, sources, notes)
+    if "book" in keys:
+        frame = _book(frame, store, base, cfg, step, lo, hi, sources, notes)
     for key, kind, ref, cols, age in (
         ("oi", "open_interest", cfg.oi.source, {"oi": "oi", "oi_value": "oi_value"}, cfg.oi.max_age),
         ("funding", "funding", cfg.funding.source, {"rate": "funding_rate"}, cfg.funding.max_age),
     ):
+        if key not in keys:
+            continue
         sources[key] = f"{ref.describe(base)} {kind} records"
         rec = _records(store, kind, ref, base, lo, hi, duration_ns(age, step))
         if rec.is_empty():
@@ -144,14 +158,14 @@ def load(
         if key == "funding":
             frame = frame.with_columns(aligned.get_column("__known").alias("funding_time"))
     start_ns = first if first is not None else g0
-    return Aligned(frame, base.upper(), interval, step, start_ns, sources, notes)
+    return Aligned(frame, base.upper(), interval, step, start_ns, sources, notes, factors)
 
 
 def input_status(frame: pl.DataFrame, aligned: Aligned) -> tuple[InputStatus, ...]:
     """Coverage of each input over ``frame`` (the requested range), with why it is missing."""
     total = frame.height
     out = []
-    for spec in used_inputs():
+    for spec in used_inputs(aligned.factors):
         key = spec.key
         bars = int(frame.get_column(spec.present).is_not_null().sum()) if total else 0
         note = aligned.notes.get(key, "")
@@ -166,7 +180,7 @@ def input_status(frame: pl.DataFrame, aligned: Aligned) -> tuple[InputStatus, ..
                         "with the split covers them): taker flow unavailable there")
         if not note and bars == 0 and total:
             note = "none within the range (or all too old at the bar closes)"
-        out.append(InputStatus(key, spec.label, aligned.sources.get(key, "-"), used_by(key), bars, total, note, unsplit))
+        out.append(InputStatus(key, spec.label, aligned.sources.get(key, "-"), used_by(key, aligned.factors), bars, total, note, unsplit))
     return tuple(out)
 
 

@@ -15,6 +15,7 @@ from tapewatch.signals.inputs import BY_KEY, INPUTS, InputSpec
 from tapewatch.signals.spec import FactorSpec, config_value
 
 FACTORS: tuple[FactorSpec, ...] = (price.SPEC, flow.SPEC, premium.SPEC, book.SPEC, oi.SPEC, funding.SPEC)
+GRID_INPUTS = ("spot", "perp")  # always read: the bar grid is made of their bars
 DETECTOR_WINDOWS = ("detector.cooldown",)  # an event onset at t looks at the firing of this many bars before t
 
 
@@ -29,8 +30,9 @@ def conditional(factors: tuple[FactorSpec, ...] = FACTORS) -> dict[str, FactorSp
 
 
 def used_inputs(factors: tuple[FactorSpec, ...] = FACTORS) -> tuple[InputSpec, ...]:
-    """The inputs some factor declares, in the order of :data:`~tapewatch.signals.inputs.INPUTS`."""
-    keys = {k for f in factors for k in f.inputs}
+    """The inputs some factor declares (and the grid's, :data:`GRID_INPUTS`), in the order of
+    :data:`~tapewatch.signals.inputs.INPUTS`."""
+    keys = {k for f in factors for k in f.inputs} | set(GRID_INPUTS)
     unknown = keys - set(BY_KEY)
     if unknown:
         raise ValueError(f"factors declare unknown inputs: {', '.join(sorted(unknown))}")
