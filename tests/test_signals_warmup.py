@@ -16,22 +16,15 @@ import math
 import polars as pl
 import pytest
 
+from _signals_data import REAL_FILES, import_real
 from conftest import SHARED
 from tapewatch.config import Config, config_from_dict
-from tapewatch.importer import import_paths
 from tapewatch.signals.compute import Signals, compute_frame, compute_signals
 from tapewatch.signals.frame import Aligned, load
 from tapewatch.signals.registry import warmup_bars
 from tapewatch.store import Store
 from tapewatch.timeutil import interval_ns, parse_time
 
-FILES = (
-    "freqtrade-binance-btc-2025/spot/BTC_USDT-5m.feather",
-    "freqtrade-binance-btc-2025/futures/BTC_USDT_USDT-5m-futures.feather",
-    "freqtrade-binance-btc-2025/futures/BTC_USDT_USDT-1h-funding_rate.feather",
-    "freqtrade-coinbase-btcusd-2024-2026/BTC_USD-15m.feather",
-    "kaggle-binance-btcusdt-4h-1d/btc_4h_data_2025.csv.gz",
-)
 NOW = parse_time("2027-01-01")
 CVDS = ("spot_cvd", "perp_cvd")
 CASES = {
@@ -62,8 +55,7 @@ CASES = {
 @pytest.fixture(scope="module")
 def real_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     store = Store(tmp_path_factory.mktemp("warmup") / "store")
-    report = import_paths([SHARED / f for f in FILES], store)
-    assert [f.error for f in report.files] == [None] * len(FILES)
+    import_real(store)
     return store
 
 
@@ -129,7 +121,7 @@ def test_cvd_offset_is_the_earlier_runs_value_before_t(real_store: Store) -> Non
     t = parse_time(t_text)
     late, _ = _run(real_store, case, t_text)
     early, _ = _run(real_store, case, first)
-    with gzip.open(SHARED / FILES[4], "rt") as fh:
+    with gzip.open(SHARED / REAL_FILES[4], "rt") as fh:
         rows = list(csv.DictReader(fh))
     opens = [parse_time(r["Open time"].strip()[:19].replace(" ", "T")) for r in rows]
     before = sum(2 * float(r["Taker buy base asset volume"]) - float(r["Volume"])

@@ -84,8 +84,8 @@ class FactorSpec:
     panel: PanelSpec | None = None
 
     def columns(self, cfg: Config) -> tuple[str, ...]:
-        """The columns ``compute`` writes under ``cfg`` (``{band}`` expanded)."""
-        return expand(self.outputs, cfg)
+        """The columns ``compute`` writes under ``cfg`` (``{band}`` expanded, each once)."""
+        return tuple(dict.fromkeys(expand(self.outputs, cfg)))
 
     def lookback(self, cfg: Config, step: int) -> int:
         """Bars before t that a value at t may use: the longest chain of windows, in bars."""
