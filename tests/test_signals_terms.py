@@ -76,6 +76,8 @@ def test_the_detector_and_config_name_the_declared_conditions() -> None:
     assert detector.condition_column("book", "accumulation") == "bid_heavy_book"
     assert OUTPUT_COLUMNS[-6:] == ["spot_selling_into_rally", "negative_premium", "ask_heavy_book",
                                    "oi_rising_into_dip", "distribution", "accumulation"]
+    assert output_columns(shown=True) == ["ts", "close", "spot_net_taker", "premium_index", "book_ratio_2",
+                                          "oi_change_pct", *OUTPUT_COLUMNS[-6:]]
 
 
 def test_inputs_read_follow_the_declared_factors(real_store: Store) -> None:

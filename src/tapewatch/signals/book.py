@@ -100,6 +100,7 @@ SPEC = FactorSpec(
     outputs=("book_delta_{band}", "book_ratio_{band}", *(f"book_ratio_{tag(b)}" for b in ALWAYS),
              "book_ratio_k_max", "book_ratio_k_min", *CONDITIONS.values()),
     table=tuple(f"book_ratio_{tag(b)}" for b in ALWAYS),
+    shown=("book_ratio_2",),
     conditions=CONDITIONS,
     compute=compute,
     reading=reading,

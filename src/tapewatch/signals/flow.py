@@ -128,6 +128,7 @@ SPEC = FactorSpec(
              "spot_cvd", "perp_cvd", "spot_net_taker_w", "spot_flow_z", *CONDITIONS.values()),
     table=("spot_taker_buy", "spot_taker_sell", "spot_net_taker", "spot_cvd", "spot_taker_buy_ratio",
            "perp_net_taker", "perp_cvd"),
+    shown=("spot_net_taker",),
     conditions=CONDITIONS,
     compute=compute,
     reading=reading,

@@ -74,6 +74,7 @@ SPEC = FactorSpec(
     windows=(("oi.window",),),
     outputs=("oi_change_pct", *CONDITIONS.values()),
     table=("oi", "oi_change_pct", "price_change_pct"),
+    shown=("oi_change_pct",),
     conditions=CONDITIONS,
     compute=compute,
     reading=reading,

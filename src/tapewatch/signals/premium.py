@@ -143,6 +143,7 @@ SPEC = FactorSpec(
              "premium_index", "premium_hist_n", "premium_z", "premium_pct_rank", "premium_mean_k",
              *CONDITIONS.values()),
     table=("premium_gap", "premium_index", "premium_z", "premium_pct_rank"),
+    shown=("premium_index",),
     conditions=CONDITIONS,
     compute=compute,
     reading=reading,

@@ -45,5 +45,6 @@ SPEC = FactorSpec(
     windows=(("flow.window",), ("oi.window",)),
     outputs=("close", "price_source", "price_change_pct", "rally_change_pct", "close_at_high", "close_at_low"),
     table=("close",),
+    shown=("close",),
     compute=compute,
 )

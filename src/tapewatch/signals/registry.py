@@ -52,9 +52,10 @@ def warmup_bars(cfg: Config, step: int, factors: tuple[FactorSpec, ...] = FACTOR
     return look + detector + 1
 
 
-def output_columns(factors: tuple[FactorSpec, ...] = FACTORS) -> list[str]:
-    """The columns of ``tapewatch signals``' table: ``ts``, each factor's ``table`` columns, each
-    distribution condition, then the two sides."""
-    cols = ["ts"] + [c for f in factors for c in f.table]
+def output_columns(factors: tuple[FactorSpec, ...] = FACTORS, shown: bool = False) -> list[str]:
+    """The columns of ``tapewatch signals``' table: ``ts``, each factor's ``table`` columns (only
+    its ``shown`` ones with ``shown``: what the command prints on screen), each distribution
+    condition, then the two sides."""
+    cols = ["ts"] + [c for f in factors for c in (f.shown if shown else f.table)]
     cols += [f.conditions["distribution"] for f in factors if f.conditions]
     return cols + list(SIDES)

@@ -68,8 +68,8 @@ class FactorSpec:
     ``signals/inputs.py``); ``windows``: chains of config keys whose bar counts add up to how far
     back a value at t looks (the warm-up is their maximum); ``outputs``: every column
     ``compute`` adds; ``table``: the columns it contributes to ``tapewatch signals``' table, in order
-    (may name input columns or another factor's outputs); ``conditions``: the condition column per
-    side (empty for context-only factors); ``compute`` adds the outputs to a frame, ``reading``
+    (may name input columns or another factor's outputs); ``shown``: those of them the command
+    prints on screen; ``conditions``: the condition column per side (empty for context-only factors); ``compute`` adds the outputs to a frame, ``reading``
     explains a side's condition at one bar; ``panel``: its report row (None = none).
     """
 
@@ -78,6 +78,7 @@ class FactorSpec:
     windows: tuple[tuple[str, ...], ...] = ()
     outputs: tuple[str, ...] = ()
     table: tuple[str, ...] = ()
+    shown: tuple[str, ...] = ()
     conditions: dict[Side, str] = field(default_factory=dict)
     compute: Callable[[pl.DataFrame, Context], pl.DataFrame] | None = None
     reading: Callable[[dict[str, Any], Context, Side], Reading] | None = None
