@@ -25,7 +25,7 @@ import polars as pl
 
 from tapewatch.config import Config, MarketRef, duration_ns
 from tapewatch.errors import TapewatchError
-from tapewatch.signals.inputs import BAR_COLS
+from tapewatch.signals.inputs import BAR_COLS, BY_KEY
 from tapewatch.signals.registry import FACTORS, used_by, used_inputs, warmup_bars
 from tapewatch.signals.spec import FactorSpec
 from tapewatch.signals.spec import band_tag as tag
@@ -283,8 +283,7 @@ def _book(
     """Book depth per band, bar by bar from the first source with a fresh record (``book_source``)."""
     bc = cfg.book
     age = duration_ns(bc.max_age, step)
-    names = [f"book_{side}_{m}_{tag(b)}" for b in bc.bands for side in ("bid", "ask") for m in ("amount", "notional")]
-    names += ["book_bid_known_pct", "book_ask_known_pct"]  # how far from the reference the book is known
+    names = [c for c in BY_KEY["book"].dtypes(cfg) if c != "book_source"]  # depth per band, and how far it is known
     sources["book"] = ", then ".join(f"{r.describe(base)} book_depth ({bc.reference})" for r in bc.sources)
     aligned = []
     grid = frame.select("ts")
