@@ -102,3 +102,17 @@ def test_inventory_and_env_default(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     st.write("trade", trades([T0, T0 + DAY], ["1", "2"]))
     inv = st.inventory()
     assert inv.select("kind", "symbol", "rows", "days").row(0) == ("trade", "BTC/USDT", 2, 2)
+
+
+def test_query_and_inventory_read_partitions_written_before_a_column_was_added(store: Store) -> None:
+    """A store written by an older tapewatch (trade partitions without ``local_ts``) beside new
+    partitions: SQL and the inventory still read every row, the old rows with a null ``local_ts``."""
+    store.write("trade", trades([T0 + DAY, T0 + DAY + 1], ["3", "4"]))
+    old_dir = store.partition_dir("trade", "binance", "spot", "BTC/USDT", "2024-01-01")
+    old_dir.mkdir(parents=True)
+    old = trades([T0, T0 + 1], ["1", "2"]).with_columns(pl.col("ts").cast(pl.Datetime("ns", "UTC")))
+    pq.write_table(old.to_arrow(), old_dir / "data.parquet")
+    got = store.query("SELECT trade_id, local_ts IS NULL AS old FROM trade ORDER BY trade_id")
+    assert got.rows() == [("1", True), ("2", True), ("3", True), ("4", True)]
+    inv = store.inventory()
+    assert inv.filter(pl.col("kind") == "trade").get_column("rows").to_list() == [4]

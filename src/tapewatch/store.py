@@ -218,7 +218,7 @@ class Store:
             for name in KINDS:
                 files = self.files(name)
                 rel = (
-                    con.read_parquet([str(f) for f in files], hive_partitioning=False)
+                    con.read_parquet([str(f) for f in files], hive_partitioning=False, union_by_name=True)
                     if files
                     else con.from_arrow(KINDS[name].schema.empty_table())
                 )
@@ -236,7 +236,7 @@ class Store:
                 t = con.sql(
                     "SELECT ? AS kind, exchange, market, symbol, count(*) AS rows, min(ts) AS first, "
                     "max(ts) AS last, count(DISTINCT CAST(ts AS DATE)) AS days "
-                    "FROM read_parquet(?, hive_partitioning = false) GROUP BY ALL ORDER BY ALL",
+                    "FROM read_parquet(?, hive_partitioning = false, union_by_name = true) GROUP BY ALL ORDER BY ALL",
                     params=[name, [str(f) for f in files]],
                 ).to_arrow_table()
                 frames.append(pl.from_arrow(t))

@@ -79,7 +79,7 @@ def series_status(store: Store, manifest: Manifest | None = None, kinds: tuple[s
             ivl = "interval" if kind == "bar" else "''"
             stats = con.sql(
                 f"SELECT exchange, market, symbol, {ivl} AS interval, count(*) AS n, min(epoch_ns(ts)) AS lo, "
-                "max(epoch_ns(ts)) AS hi FROM read_parquet(?, hive_partitioning = false) GROUP BY ALL ORDER BY ALL",
+                "max(epoch_ns(ts)) AS hi FROM read_parquet(?, hive_partitioning = false, union_by_name = true) GROUP BY ALL ORDER BY ALL",
                 params=[[str(f) for f in files]],
             ).fetchall()
             for ex, mkt, sym, interval, n, lo, hi in stats:
@@ -103,7 +103,7 @@ def _regular_gaps(con: duckdb.DuckDBPyConnection, st: SeriesStatus, files: list[
     if st.key.kind == "bar":
         params.append(st.key.interval)
     steps = (
-        f"WITH t AS (SELECT DISTINCT epoch_ns(ts) AS t FROM read_parquet(?, hive_partitioning = false) {where}), "
+        f"WITH t AS (SELECT DISTINCT epoch_ns(ts) AS t FROM read_parquet(?, hive_partitioning = false, union_by_name = true) {where}), "
         "d AS (SELECT t, t - lag(t) OVER (ORDER BY t) AS dt FROM t) "
     )
     if st.key.kind == "bar":
