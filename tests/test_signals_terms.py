@@ -16,7 +16,7 @@ from tapewatch.config import FACTOR_NAMES, Config, config_from_dict
 from tapewatch.signals import funding, oi, price
 from tapewatch.signals.base import SIDES, Context, pct_change
 from tapewatch.signals.compute import OUTPUT_COLUMNS, compute_frame, compute_signals
-from tapewatch.signals.frame import Aligned, input_columns, input_status, load
+from tapewatch.signals.frame import input_columns, input_status, load
 from tapewatch.signals.inputs import INPUTS
 from tapewatch.signals.registry import FACTORS, conditional, output_columns, used_by, warmup_bars
 from tapewatch.signals.spec import FactorSpec, PanelSpec
@@ -93,13 +93,9 @@ def test_inputs_read_follow_the_declared_factors(real_store: Store) -> None:
     assert {s.key: s.status for s in statuses} == {"spot": "present", "perp": "present", "oi": "missing",
                                                    "funding": "present"}
     # the full registry reads every input, and a sweep reloads on exactly the inputs' config keys
-    assert [s.key for s in input_status(*_both(load(real_store, "BTC", "15m", cfg, START, END, NOW)))] == [
-        i.key for i in INPUTS]
+    every = load(real_store, "BTC", "15m", cfg, START, END, NOW)
+    assert [s.key for s in input_status(every.frame, every)] == [i.key for i in INPUTS]
     assert INPUT_KEYS == tuple(k for i in INPUTS for k in i.config)
-
-
-def _both(aligned: Aligned) -> tuple[pl.DataFrame, Aligned]:
-    return aligned.frame, aligned
 
 
 def test_adding_a_factor_reaches_table_panels_warmup_and_compute(real_store: Store) -> None:

@@ -143,12 +143,13 @@ def load(
         frame = _usdt(frame, store, cfg, interval, step, lo, hi, sources, notes)
     if "book" in keys:
         frame = _book(frame, store, base, cfg, step, lo, hi, sources, notes)
-    for key, kind, ref, cols, age in (
-        ("oi", "open_interest", cfg.oi.source, {"oi": "oi", "oi_value": "oi_value"}, cfg.oi.max_age),
-        ("funding", "funding", cfg.funding.source, {"rate": "funding_rate"}, cfg.funding.max_age),
+    for key, ref, cols, age in (
+        ("oi", cfg.oi.source, {"oi": "oi", "oi_value": "oi_value"}, cfg.oi.max_age),
+        ("funding", cfg.funding.source, {"rate": "funding_rate"}, cfg.funding.max_age),
     ):
         if key not in keys:
             continue
+        kind = BY_KEY[key].kind
         sources[key] = f"{ref.describe(base)} {kind} records"
         rec = _records(store, kind, ref, base, lo, hi, duration_ns(age, step))
         if rec.is_empty():

@@ -19,11 +19,6 @@ GRID_INPUTS = ("spot", "perp")  # always read: the bar grid is made of their bar
 DETECTOR_WINDOWS = ("detector.cooldown",)  # an event onset at t looks at the firing of this many bars before t
 
 
-def by_name(factors: tuple[FactorSpec, ...] = FACTORS) -> dict[str, FactorSpec]:
-    """The factors by name."""
-    return {f.name: f for f in factors}
-
-
 def conditional(factors: tuple[FactorSpec, ...] = FACTORS) -> dict[str, FactorSpec]:
     """The factors with a condition per side (those the detector combines), by name, in order."""
     return {f.name: f for f in factors if f.conditions}
