@@ -27,7 +27,7 @@ from tapewatch.tomlfile import read_toml
 Duration = int | str
 """A window: ``int`` = number of bars, ``str`` = ``<n><s|m|h|d>`` (e.g. ``"15m"``, ``"30d"``)."""
 
-FACTOR_NAMES = ("flow", "premium", "book", "oi")
+FACTOR_NAMES = ("flow", "premium", "book", "oi")  # = signals/registry.py's condition factors (a test checks)
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT_NS = {"s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000, "d": 86_400_000_000_000}
 
