@@ -20,7 +20,6 @@ came before them), so the server can answer with the snapshot current at the rep
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,17 +27,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tapewatch.errors import ImportFormatError
-from tapewatch.sources import binance_api, coinbase
+from tapewatch.sources import binance_api
 from tapewatch.sources.base import RawFile
 from tapewatch.sources.messages import MessageError, seconds_text_ns, symbol_of
-from tapewatch.sources.recordings import venue_of
+from tapewatch.sources.recordings import _CONFIG, _EVENT, _MESSAGE, CryptofeedRecording, venue_of
+from tapewatch.sources.ws_capture import _LINE as _CAPTURE_LINE
 from tapewatch.sources.ws_capture import BinanceWsCapture, _content_market, _depth_symbol, _path_market
 from tapewatch.sources.tables import name_info
 
-_CAPTURE_LINE = re.compile(r"^(\d{16,19}) (\{.*)$")
-_EVENT = re.compile(r"^(?P<url>[a-z][a-z0-9+.-]*://\S+) (?P<dir><->|->|<-) (?P<ts>\d+(?:\.\d+)?)(?:: (?P<body>.*))?$")
-_MESSAGE = re.compile(r"^(?P<ts>\d+(?:\.\d+)?): (?P<body>.*)$")
-_CONFIG = "configuration: "
 # Coinbase Exchange message type -> the channel a client subscribes to for it
 _COINBASE_CHANNELS = {
     "snapshot": "level2", "l2update": "level2", "ticker": "ticker", "match": "matches",
@@ -115,13 +111,12 @@ def read_timeline(paths: Iterable[Path]) -> Timeline:
     A file of another layout, or a malformed line, is an ImportFormatError naming file and line.
     """
     timeline = Timeline()
-    capture = BinanceWsCapture()
+    capture, recording = BinanceWsCapture(), CryptofeedRecording()
     for source, path in enumerate(paths):
         raw = RawFile(Path(path))
-        lines = raw.first_lines
         if capture.sniff(raw):
             _read_ws_capture(raw, source, timeline)
-        elif lines and (lines[0].startswith(_CONFIG) or _EVENT.match(lines[0])):
+        elif recording.sniff(raw):
             _read_recording(raw, source, timeline)
         else:
             raise ImportFormatError(raw.path, "not a capture the replay exchange serves (raw Binance websocket capture or cryptofeed recording)")
