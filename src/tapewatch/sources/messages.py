@@ -81,6 +81,12 @@ class Rows:
             out.append(Batch(kind, df))
         return out
 
+    def take(self) -> list[Batch]:
+        """:meth:`batches`, and start empty again (a live collector's flush)."""
+        out = self.batches()
+        self._rows.clear()
+        return out
+
 
 # -- field access and value checks -------------------------------------------------------------
 def obj(value: Any, what: str) -> dict[str, Any]:
