@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any
 
 import aiohttp
@@ -28,20 +29,33 @@ from tapewatch.book import rules
 from tapewatch.live.connection import Backoff
 from tapewatch.live.endpoints import Endpoint
 from tapewatch.sources import binance_api
-from tapewatch.sources.messages import Context, Rows, symbol_of
+from tapewatch.sources.messages import Context, MessageError, Rows, field, integer, symbol_of
 
 DEPTH_PATH = {"spot": "/api/v3/depth", "perp": "/fapi/v1/depth"}
 DEPTH_LIMIT = {"spot": 5000, "perp": 1000}  # the deepest snapshot each market serves
 
 
 @dataclass
-class DepthLog:
-    """Depth sync counts: snapshots fetched, REST refusals (429 / 418), gaps, syncs reached."""
+class FeedLog:
+    """Counts of one feed: snapshots fetched, REST refusals (429 / 418), depth gaps, syncs
+    reached, malformed messages skipped (with the one-line reason of the last one)."""
 
     snapshots: int = 0
     refused: int = 0
     gaps: int = 0
     synced: int = 0
+    malformed: int = 0
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class _Diff:
+    """A depth diff: first and last update id (U, u), USD-M's pu (NULL on spot), its parsed rows."""
+
+    first: int
+    last: int
+    prev: int
+    rows: Rows
 
 
 @dataclass
@@ -50,7 +64,7 @@ class _Book:
 
     state: int = rules.S_NONE
     last: int = rules.NULL
-    buffer: list[tuple[dict[str, Any], int]] = field(default_factory=list)  # (message, recv ns)
+    buffer: list[_Diff] = dc_field(default_factory=list)
     fetch: asyncio.Task[None] | None = None
 
 
@@ -67,7 +81,7 @@ class BinanceFeed:
         self.rest_backoff = rest_backoff or Backoff()
         self.code = rules.rule(rules.rule_for(binance_api.EXCHANGE, market)).code
         self.books: dict[str, _Book] = {}
-        self.log = DepthLog()
+        self.log = FeedLog()
         # compile the rule now: a first compile inside the stream would stall it past stale_after
         rules.decide(self.code, rules.S_NONE, rules.NULL, False, False, 0, 0, rules.NULL)
 
@@ -85,44 +99,53 @@ class BinanceFeed:
         self.books.clear()
 
     def handle(self, text: str, recv_ns: int) -> None:
-        msg = json.loads(text)
-        data = msg.get("data") if isinstance(msg, dict) else None
-        if isinstance(data, dict) and data.get("e") == "depthUpdate":
-            self._diff(str(data["s"]), msg, recv_ns)
-        else:
-            self._parse(msg, recv_ns)
+        """One message, parsed whole before any row is kept; a malformed one is counted and
+        skipped (its reason kept), never fatal."""
+        parsed = Rows()
+        parsed.local_ts = recv_ns
+        try:
+            msg = json.loads(text)
+            binance_api.parse_ws_message(msg, Context(market=self.market, recv_ns=recv_ns), parsed)
+            data = msg.get("data") if isinstance(msg, dict) else None
+            if isinstance(data, dict) and data.get("e") == "depthUpdate":
+                diff = _Diff(integer(field(data, "U"), "U"), integer(field(data, "u"), "u"),
+                             rules.NULL if data.get("pu") is None else integer(data["pu"], "pu"), parsed)
+                self._diff(str(data["s"]), diff)
+            else:
+                self.rows.extend(parsed)
+        except ValueError as exc:
+            self._malformed(text, f"bad JSON ({exc})")
+        except MessageError as exc:
+            self._malformed(text, exc.reason)
 
-    def _parse(self, msg: dict[str, Any], recv_ns: int, symbol: str | None = None) -> None:
-        self.rows.local_ts = recv_ns
-        binance_api.parse_ws_message(msg, Context(market=self.market, symbol=symbol, recv_ns=recv_ns), self.rows)
+    def _malformed(self, text: str, reason: str) -> None:
+        self.log.malformed += 1
+        self.log.last_error = f"{self.market} message {text[:60]!r}: {reason}"
 
-    def _diff(self, native: str, msg: dict[str, Any], recv_ns: int) -> None:
+    def _diff(self, native: str, diff: _Diff) -> None:
         book = self.books.setdefault(native, _Book())
         if book.state == rules.S_NONE:
-            book.buffer.append((msg, recv_ns))
+            book.buffer.append(diff)
             self._resync(native, book, 0)
         else:
-            self._step(native, book, msg, recv_ns)
+            self._step(native, book, diff)
 
     def _resync(self, native: str, book: _Book, attempt: int) -> None:
         """Start the snapshot task unless one is running (it loops until the book syncs)."""
         if book.fetch is None or book.fetch.done():
             book.fetch = asyncio.get_running_loop().create_task(self._sync(native, book, attempt))
 
-    def _step(self, native: str, book: _Book, msg: dict[str, Any], recv_ns: int) -> bool:
+    def _step(self, native: str, book: _Book, diff: _Diff) -> bool:
         """Decide on one diff with the venue rule; False when it broke the sync (a gap)."""
-        d = msg["data"]
-        prev = d.get("pu")
-        action = rules.decide(self.code, book.state, book.last, False, False, int(d["u"]), int(d["U"]),
-                              rules.NULL if prev is None else int(prev))
+        action = rules.decide(self.code, book.state, book.last, False, False, diff.last, diff.first, diff.prev)
         if action == rules.APPLY:
             if book.state != rules.S_LIVE:
                 self.log.synced += 1
-            book.state, book.last = rules.S_LIVE, int(d["u"])
-            self._parse(msg, recv_ns)
+            book.state, book.last = rules.S_LIVE, diff.last
+            self.rows.extend(diff.rows)
         elif action == rules.GAP:
             self.log.gaps += 1
-            book.state, book.last, book.buffer = rules.S_NONE, rules.NULL, [(msg, recv_ns)]
+            book.state, book.last, book.buffer = rules.S_NONE, rules.NULL, [diff]
             self._resync(native, book, 1)
             return False
         return True
@@ -137,13 +160,21 @@ class BinanceFeed:
             if fetched is None:
                 continue
             body, recv_ns = fetched
+            snapshot = Rows()
+            snapshot.local_ts = recv_ns
+            try:
+                ctx = Context(market=self.market, symbol=symbol_of(native), recv_ns=recv_ns)
+                binance_api.parse_rest(body, "depth", ctx, snapshot)
+                last = integer(field(body, "lastUpdateId"), "lastUpdateId")
+            except MessageError as exc:
+                self._malformed(json.dumps(body)[:60], exc.reason)
+                continue
             self.log.snapshots += 1
-            self.rows.local_ts = recv_ns
-            binance_api.parse_rest(body, "depth", Context(market=self.market, symbol=symbol_of(native), recv_ns=recv_ns), self.rows)
-            book.state, book.last = rules.S_AWAIT, int(body["lastUpdateId"])
+            self.rows.extend(snapshot)
+            book.state, book.last = rules.S_AWAIT, last
             pending, book.buffer = book.buffer, []
-            for i, (msg, at) in enumerate(pending):
-                if not self._step(native, book, msg, at):
+            for i, diff in enumerate(pending):
+                if not self._step(native, book, diff):
                     book.buffer = pending[i:]
                     break
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -27,7 +27,6 @@ class Client:
     ws: web.WebSocketResponse
     wants: Callable[[Message], bool]
     stalled: bool = False
-    gone: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class FeedPump:
@@ -55,7 +54,6 @@ class FeedPump:
 
     def leave(self, client: Client) -> None:
         self.clients.discard(client)
-        client.gone.set()
 
     async def stop(self) -> None:
         """Cancel the replay (server shutdown)."""
