@@ -14,8 +14,9 @@ from pathlib import Path
 
 import aiohttp
 import polars as pl
+import pytest
 
-from tapewatch.importer import import_paths
+from tapewatch.importer import parse_file
 from tapewatch.live.binance import BinanceFeed
 from tapewatch.live.collector import Collector
 from tapewatch.live.connection import Backoff, ConnectionLog
@@ -23,10 +24,13 @@ from tapewatch.live.endpoints import Endpoint
 from tapewatch.replay.faults import Faults
 from tapewatch.replay.server import ReplayExchange
 from tapewatch.replay.timeline import Feed, read_timeline
+from tapewatch.sources import Hints
+from tapewatch.sources.messages import Rows
 from tapewatch.store import Store
 
 SPOT = Path("hftbacktest-binance-ws/spot/btcusdt_20240808.gz")
-STREAMS = ["btcusdt@depth@100ms", "btcusdt@trade"]
+USDM = Path("hftbacktest-binance-ws/usdm/btcusdt_20240808.gz")
+STREAMS = {"spot": ["btcusdt@depth@100ms", "btcusdt@trade"], "perp": ["btcusdt@depth@0ms", "btcusdt@trade"]}
 TIMEOUT = 8.0
 
 
@@ -34,28 +38,32 @@ TIMEOUT = 8.0
 class Capture:
     """The capture read by hand: messages of the collected streams, in order, and the snapshot id."""
 
+    market: str
     messages: list[dict]
     last_update_id: int
     positions: list[int]  # each message's index among all the feed's messages (every stream)
 
     @classmethod
-    def read(cls, path: Path) -> Capture:
+    def read(cls, path: Path, market: str = "spot") -> Capture:
         msgs, positions, snap, n = [], [], None, 0
         for line in gzip.decompress(path.read_bytes()).decode().splitlines():
             body = json.loads(line.split(" ", 1)[1])
             if "lastUpdateId" in body:
                 snap = body["lastUpdateId"]
                 continue
-            if body["stream"] in STREAMS:
+            if body["stream"] in STREAMS[market]:
                 msgs.append(body)
                 positions.append(n)
             n += 1
         assert snap is not None
-        return cls(msgs, snap, positions)
+        return cls(market, msgs, snap, positions)
 
     def diff_ids(self, messages: list[dict]) -> list[int]:
-        """``u`` of the diffs a Binance spot book applies on the snapshot: u > lastUpdateId, in order."""
-        return [m["data"]["u"] for m in messages if m["data"]["e"] == "depthUpdate" and m["data"]["u"] > self.last_update_id]
+        """``u`` of the diffs a gapless book applies on the snapshot, in order: spot drops
+        u <= lastUpdateId, USD-M drops u < lastUpdateId."""
+        spot = self.market == "spot"
+        return [m["data"]["u"] for m in messages if m["data"]["e"] == "depthUpdate"
+                and (m["data"]["u"] > self.last_update_id if spot else m["data"]["u"] >= self.last_update_id)]
 
 
 @dataclass
@@ -67,20 +75,20 @@ class Run:
 
 
 def collect(shared: Path, root: Path, faults: Faults | None, sent: int, done: Callable[[BinanceFeed], bool],
-            stale_after: float = 30.0) -> Run:
+            stale_after: float = 30.0, capture: Path = SPOT, market: str = "spot") -> Run:
     """Collect from the replay exchange until ``sent`` messages arrived and ``done``; stop; flush."""
 
     async def main() -> Run:
-        exchange = ReplayExchange(read_timeline([shared / SPOT]), faults, speed=0)
+        exchange = ReplayExchange(read_timeline([shared / capture]), faults, speed=0)
         await exchange.start(port=0)
-        spot = Feed("binance", "spot")
-        endpoint = Endpoint(exchange.base_url(spot, "ws"), exchange.base_url(spot))
+        venue = Feed("binance", market)
+        endpoint = Endpoint(exchange.base_url(venue, "ws"), exchange.base_url(venue))
         store = Store(root)
         collector = Collector(store, flush_interval=0.05, stale_after=stale_after, backoff=Backoff(0.01, 0.05, random.Random(0)))
         log = ConnectionLog()
         try:
             async with aiohttp.ClientSession() as session:
-                feed = BinanceFeed("spot", STREAMS, endpoint, session, collector.rows, Backoff(0.01, 0.2, random.Random(1)))
+                feed = BinanceFeed(market, STREAMS[market], endpoint, session, collector.rows, Backoff(0.01, 0.2, random.Random(1)))
                 task = asyncio.create_task(collector.run(session, [(feed, log)]))
 
                 async def settled() -> None:
@@ -97,10 +105,14 @@ def collect(shared: Path, root: Path, faults: Faults | None, sent: int, done: Ca
     return asyncio.run(main())
 
 
-def imported(shared: Path, root: Path) -> Store:
+def imported(shared: Path, root: Path, capture: Path = SPOT) -> Store:
+    """The store `tapewatch import` writes from the capture (its parse step and Store.write;
+    the book_depth it derives afterwards is not compared here)."""
     store = Store(root)
-    report = import_paths([shared / SPOT], store)
-    assert not report.errors
+    fmt, batches = parse_file(shared / capture, Hints())
+    assert fmt == "binance-ws-capture"
+    for b in batches:
+        store.write(b.kind, b.rows)
     return store
 
 
@@ -111,7 +123,7 @@ def without_local(df: pl.DataFrame, *cols: str) -> pl.DataFrame:
 def check_trades(live: Store, ref: Store, capture: Capture) -> None:
     trades = live.read("trade").sort("trade_id")
     assert trades["trade_id"].to_list() == sorted(str(m["data"]["t"]) for m in capture.messages if m["data"]["e"] == "trade")
-    assert trades.height == 518
+    assert trades.height == {"spot": 518, "perp": 469}[capture.market]
     assert without_local(trades).equals(without_local(ref.read("trade").sort("trade_id")))
 
 
@@ -133,15 +145,23 @@ def check_book(live: Store, ref: Store, applied: list[int]) -> int:
     return len(snaps)
 
 
-def test_collected_rows_equal_the_import_of_the_capture(shared: Path, tmp_path: Path) -> None:
-    capture = Capture.read(shared / SPOT)
+@pytest.mark.parametrize(("path", "market", "n_applied"), [(SPOT, "spot", 279), (USDM, "perp", 230)])
+def test_collected_rows_equal_the_import_of_the_capture(shared: Path, tmp_path: Path, path: Path, market: str,
+                                                         n_applied: int) -> None:
+    capture = Capture.read(shared / path, market)
+    depth = [m["data"] for m in capture.messages if m["data"]["e"] == "depthUpdate"]
+    if market == "spot":  # the capture itself is gapless
+        assert all(b["U"] == a["u"] + 1 for a, b in zip(depth, depth[1:]))
+    else:
+        assert all(b["pu"] == a["u"] for a, b in zip(depth, depth[1:]))
     applied = capture.diff_ids(capture.messages)
-    run = collect(shared, tmp_path / "live", None, len(capture.messages), lambda f: f.log.synced == 1)
-    ref = imported(shared, tmp_path / "ref")
+    assert len(applied) == n_applied  # the diffs that end before the snapshot are dropped
+    run = collect(shared, tmp_path / "live", None, len(capture.messages), lambda f: f.log.synced == 1,
+                  capture=path, market=market)
+    ref = imported(shared, tmp_path / "ref", path)
     check_trades(run.store, ref, capture)
-    assert len(applied) == 279  # 281 diffs, the first two end before the snapshot
     assert check_book(run.store, ref, applied) == 1
-    assert (run.feed.log.snapshots, run.feed.log.gaps, run.log.connects) == (1, 0, 1)
+    assert (run.feed.log.snapshots, run.feed.log.gaps, run.log.connects, run.feed.log.malformed) == (1, 0, 1, 0)
 
 
 def test_rate_limited_snapshot_is_retried_after_retry_after(shared: Path, tmp_path: Path) -> None:
@@ -177,3 +197,26 @@ def test_stale_stream_reconnects_and_loses_no_trade(shared: Path, tmp_path: Path
     # the reconnect it needs a newer snapshot than the capture holds
     before = [m for m, at in zip(capture.messages, capture.positions) if at < 1000]
     assert check_book(run.store, ref, capture.diff_ids(before)) == run.feed.log.snapshots >= 2
+
+
+def test_a_malformed_message_is_counted_and_skipped(shared: Path) -> None:
+    capture = Capture.read(shared / SPOT)
+    trade = next(m for m in capture.messages if m["data"]["e"] == "trade")
+    bad_price = {"stream": trade["stream"], "data": {**trade["data"], "p": "-5"}}
+    no_first_id = {"stream": "btcusdt@depth@100ms", "data": {"e": "depthUpdate", "E": 1723161255208, "s": "BTCUSDT",
+                                                              "u": 50093239202, "b": [], "a": []}}
+
+    async def main() -> tuple[BinanceFeed, list]:
+        async with aiohttp.ClientSession() as session:
+            rows = Rows()
+            feed = BinanceFeed("spot", STREAMS["spot"], Endpoint("ws://127.0.0.1:9", "http://127.0.0.1:9"), session, rows)
+            for n, text in enumerate(["{not json", json.dumps(bad_price), json.dumps(no_first_id), json.dumps(trade)]):
+                feed.handle(text, n)
+            return feed, rows.take()
+
+    feed, batches = asyncio.run(main())
+    assert feed.log.malformed == 3 and not feed.books
+    assert feed.log.last_error is not None and feed.log.last_error.startswith("spot message '{\"stream\": \"btcusdt@depth")
+    assert "U" in feed.log.last_error
+    [b] = batches  # the good trade is kept, alone
+    assert b.kind == "trade" and b.rows["trade_id"].to_list() == [str(trade["data"]["t"])] and b.rows["local_ts"].to_list() == [3]
