@@ -18,6 +18,7 @@ import pytest
 
 from tapewatch.importer import parse_file
 from tapewatch.live.binance import BinanceFeed
+from tapewatch.live.coinbase import CoinbaseFeed
 from tapewatch.live.collector import Collector
 from tapewatch.live.connection import Backoff, ConnectionLog
 from tapewatch.live.endpoints import Endpoint
@@ -220,3 +221,51 @@ def test_a_malformed_message_is_counted_and_skipped(shared: Path) -> None:
     assert "U" in feed.log.last_error
     [b] = batches  # the good trade is kept, alone
     assert b.kind == "trade" and b.rows["trade_id"].to_list() == [str(trade["data"]["t"])] and b.rows["local_ts"].to_list() == [3]
+
+
+def test_coinbase_feed_rows_equal_the_import_of_the_recording(shared: Path, tmp_path: Path) -> None:
+    recording = Path("cryptofeed-recordings/COINBASE.ws.28.0")
+    subscribe = next(json.loads(line.split(": ", 1)[1]) for line in (shared / recording).read_text().splitlines()
+                     if " <- " in line)
+    products = subscribe["product_ids"]
+    sent = sum(1 for line in (shared / recording).read_text().splitlines() if line[:1].isdigit())
+    assert len(products) == 10 and sent == 9946  # every recorded message is of these products or of none
+
+    async def main() -> tuple[Store, CoinbaseFeed]:
+        exchange = ReplayExchange(read_timeline([shared / recording]), speed=0)
+        await exchange.start(port=0)
+        venue = Feed("coinbase", "spot")
+        store = Store(tmp_path / "live")
+        collector = Collector(store, flush_interval=0.05)
+        log = ConnectionLog()
+        feed = CoinbaseFeed(products, ["level2", "ticker", "matches"], Endpoint(exchange.base_url(venue, "ws"), exchange.base_url(venue)),
+                            collector.rows)
+        try:
+            async with aiohttp.ClientSession() as session:
+                task = asyncio.create_task(collector.run(session, [(feed, log)]))
+
+                async def settled() -> None:
+                    while log.messages < sent:
+                        await asyncio.sleep(0.01)
+
+                await asyncio.wait_for(settled(), TIMEOUT)
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        finally:
+            await exchange.stop()
+        return store, feed
+
+    live, feed = asyncio.run(main())
+    assert feed.log.malformed == 0
+    ref = Store(tmp_path / "ref")
+    _, batches = parse_file(shared / recording, Hints())
+    for b in batches:
+        ref.write(b.kind, b.rows)
+    trades = live.read("trade").sort("symbol", "trade_id")
+    assert trades.height == 97 + 10  # match + last_match
+    assert without_local(trades).equals(without_local(ref.read("trade").sort("symbol", "trade_id")))
+    key = ["symbol", "ts", "side", "price", "amount"]
+    assert without_local(diffs(live).sort(key, maintain_order=True)).equals(without_local(diffs(ref).sort(key, maintain_order=True)))
+    snaps = [live.read("book_delta").filter(pl.col("is_snapshot")), ref.read("book_delta").filter(pl.col("is_snapshot"))]
+    live_snap, ref_snap = (without_local(s, "ts").sort("symbol", "side", "price", maintain_order=True) for s in snaps)
+    assert live_snap.height > 0 and live_snap.equals(ref_snap)

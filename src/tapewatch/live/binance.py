@@ -26,26 +26,13 @@ from typing import Any
 import aiohttp
 
 from tapewatch.book import rules
-from tapewatch.live.connection import Backoff
+from tapewatch.live.connection import Backoff, FeedLog
 from tapewatch.live.endpoints import Endpoint
 from tapewatch.sources import binance_api
 from tapewatch.sources.messages import Context, MessageError, Rows, field, integer, symbol_of
 
 DEPTH_PATH = {"spot": "/api/v3/depth", "perp": "/fapi/v1/depth"}
 DEPTH_LIMIT = {"spot": 5000, "perp": 1000}  # the deepest snapshot each market serves
-
-
-@dataclass
-class FeedLog:
-    """Counts of one feed: snapshots fetched, REST refusals (429 / 418), depth gaps, syncs
-    reached, malformed messages skipped (with the one-line reason of the last one)."""
-
-    snapshots: int = 0
-    refused: int = 0
-    gaps: int = 0
-    synced: int = 0
-    malformed: int = 0
-    last_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,13 +101,9 @@ class BinanceFeed:
             else:
                 self.rows.extend(parsed)
         except ValueError as exc:
-            self._malformed(text, f"bad JSON ({exc})")
+            self.log.skip(self.market, text, f"bad JSON ({exc})")
         except MessageError as exc:
-            self._malformed(text, exc.reason)
-
-    def _malformed(self, text: str, reason: str) -> None:
-        self.log.malformed += 1
-        self.log.last_error = f"{self.market} message {text[:60]!r}: {reason}"
+            self.log.skip(self.market, text, exc.reason)
 
     def _diff(self, native: str, diff: _Diff) -> None:
         book = self.books.setdefault(native, _Book())
@@ -167,7 +150,7 @@ class BinanceFeed:
                 binance_api.parse_rest(body, "depth", ctx, snapshot)
                 last = integer(field(body, "lastUpdateId"), "lastUpdateId")
             except MessageError as exc:
-                self._malformed(json.dumps(body)[:60], exc.reason)
+                self.log.skip(f"{self.market} depth snapshot", json.dumps(body), exc.reason)
                 continue
             self.log.snapshots += 1
             self.rows.extend(snapshot)

@@ -54,6 +54,24 @@ class Backoff:
 
 
 @dataclass
+class FeedLog:
+    """Counts of one feed: snapshots fetched, REST refusals (429 / 418), depth gaps, syncs
+    reached, malformed messages skipped (with the one-line reason of the last one)."""
+
+    snapshots: int = 0
+    refused: int = 0
+    gaps: int = 0
+    synced: int = 0
+    malformed: int = 0
+    last_error: str | None = None
+
+    def skip(self, what: str, text: str, reason: str) -> None:
+        """Count a malformed message (``what`` names its venue / market) and keep a one-line reason."""
+        self.malformed += 1
+        self.last_error = f"{what} message {text[:60]!r}: {reason}"
+
+
+@dataclass
 class ConnectionLog:
     """What happened: connects made and why connections ended (``stale``, ``closed``, ``error``)."""
 
