@@ -76,11 +76,11 @@ class Run:
 
 
 def collect(shared: Path, root: Path, faults: Faults | None, sent: int, done: Callable[[BinanceFeed], bool],
-            stale_after: float = 30.0, capture: Path = SPOT, market: str = "spot") -> Run:
+            stale_after: float = 30.0, capture: Path = SPOT, market: str = "spot", ping_interval: float | None = None) -> Run:
     """Collect from the replay exchange until ``sent`` messages arrived and ``done``; stop; flush."""
 
     async def main() -> Run:
-        exchange = ReplayExchange(read_timeline([shared / capture]), faults, speed=0)
+        exchange = ReplayExchange(read_timeline([shared / capture]), faults, speed=0, ping_interval=ping_interval)
         await exchange.start(port=0)
         venue = Feed("binance", market)
         endpoint = Endpoint(exchange.base_url(venue, "ws"), exchange.base_url(venue))
@@ -93,7 +93,7 @@ def collect(shared: Path, root: Path, faults: Faults | None, sent: int, done: Ca
                 task = asyncio.create_task(collector.run(session, [(feed, log)]))
 
                 async def settled() -> None:
-                    while not (log.messages >= sent and done(feed)):
+                    while not (log.messages >= sent and done(feed) and (ping_interval is None or log.ends["stale"])):
                         await asyncio.sleep(0.01)
 
                 await asyncio.wait_for(settled(), TIMEOUT)
@@ -198,6 +198,15 @@ def test_stale_stream_reconnects_and_loses_no_trade(shared: Path, tmp_path: Path
     # the reconnect it needs a newer snapshot than the capture holds
     before = [m for m, at in zip(capture.messages, capture.positions) if at < 1000]
     assert check_book(run.store, ref, capture.diff_ids(before)) == run.feed.log.snapshots >= 2
+
+
+def test_pings_are_answered_and_a_pinged_but_silent_stream_is_still_stale(shared: Path, tmp_path: Path) -> None:
+    capture = Capture.read(shared / SPOT)
+    before = sum(1 for at in capture.positions if at < 50)
+    # the server pings every 0.4 s and closes a socket that does not pong within 0.2 s (aiohttp's
+    # heartbeat / 2): several pings go by before the stream is declared stale
+    run = collect(shared, tmp_path / "live", Faults(stale_at=50), before, lambda f: True, stale_after=1.5, ping_interval=0.4)
+    assert run.log.ends["stale"] >= 1 and run.log.ends["closed"] == 0 and run.log.ends["error"] == 0
 
 
 def test_a_malformed_message_is_counted_and_skipped(shared: Path) -> None:

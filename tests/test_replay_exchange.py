@@ -302,3 +302,22 @@ def test_cli_serves_until_interrupted(shared: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_server_pings_and_closes_a_socket_that_never_pongs(shared: Path) -> None:
+    messages, _ = capture_lines(shared / SPOT)
+
+    async def main() -> None:
+        ex = ReplayExchange(read_timeline([shared / SPOT]), Faults(stale_at=3), speed=0, ping_interval=0.1)
+        await ex.start(port=0)
+        try:
+            async with aiohttp.ClientSession() as s, s.ws_connect(ws_url(ex), autoping=False) as ws:
+                assert await receive(ws, 3) == messages[:3]
+                assert (await ws.receive(timeout=TIMEOUT)).type == aiohttp.WSMsgType.PING  # the stream is stale, pings go on
+                while (msg := await ws.receive(timeout=TIMEOUT)).type == aiohttp.WSMsgType.PING:
+                    pass
+                assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
+        finally:
+            await ex.stop()
+
+    asyncio.run(main())

@@ -28,6 +28,7 @@ def replay_exchange_cmd(
     rest_errors: Annotated[int, typer.Option(help="...for this many first requests...")] = 1,
     retry_after: Annotated[int, typer.Option(help="...with this Retry-After (seconds).")] = 1,
     snapshot_delay: Annotated[float, typer.Option(help="Answer each depth snapshot after this many seconds.")] = 0.0,
+    ping_interval: Annotated[float | None, typer.Option(help="Ping every websocket this often (seconds); no pong in time closes it.")] = None,
 ) -> None:
     """Serve captured venue traffic on 127.0.0.1 over the venues' real websocket and REST protocols.
 
@@ -39,11 +40,13 @@ def replay_exchange_cmd(
                     rest_errors=rest_errors, retry_after=retry_after, snapshot_delay=snapshot_delay)
     if speed < 0:
         raise typer.BadParameter(f"must be 0 or more, not {speed}", param_hint="--speed")
+    if ping_interval is not None and ping_interval <= 0:
+        raise typer.BadParameter(f"must be more than 0, not {ping_interval}", param_hint="--ping-interval")
     timeline = read_timeline([p for p, _ in expand(paths)])
     if not timeline.feeds:
         raise typer.BadParameter("the files hold no websocket messages or depth snapshots", param_hint="PATHS")
     try:
-        asyncio.run(_serve(ReplayExchange(timeline, faults, speed), port))
+        asyncio.run(_serve(ReplayExchange(timeline, faults, speed, ping_interval), port))
     except KeyboardInterrupt:
         console.print("Replay exchange stopped.")
 

@@ -4,7 +4,8 @@ connect → (the venue subscribes) → receive → … ; on a close, an error or
 message for ``stale_after`` seconds) it tells the venue (which drops what depends on the
 stream, e.g. its depth sync) and reconnects after a backoff with jitter: attempt n waits a
 uniform draw in [d/2, d] with d = min(cap, base · 2ⁿ); a connection that delivered a message
-resets n. Pings are answered by aiohttp (``autoping``), as Binance and Coinbase require.
+resets n. Pings are answered by aiohttp (``autoping``), as Binance and Coinbase require; they
+do not keep a stream from being stale (a venue may ping a socket whose stream stopped).
 The loop runs until cancelled (the venue is then told it is closed, once more).
 """
 
@@ -91,9 +92,12 @@ async def run_connection(session: aiohttp.ClientSession, feed: VenueFeed, log: C
                 async with session.ws_connect(feed.url(), autoping=True) as ws:
                     log.connects += 1
                     await feed.opened(ws)
+                    loop = asyncio.get_running_loop()
+                    deadline = loop.time() + stale_after  # pings do not count: only data moves it
                     while True:
-                        msg = await ws.receive(timeout=stale_after)
+                        msg = await asyncio.wait_for(ws.receive(), max(0.0, deadline - loop.time()))
                         if msg.type == aiohttp.WSMsgType.TEXT:
+                            deadline = loop.time() + stale_after
                             log.messages += 1
                             attempt = 0
                             feed.handle(msg.data, time.time_ns())

@@ -15,7 +15,9 @@ Each feed is served under its own path prefix on one host and port (base URLs ar
 
 Errors are answered as the venues do: Binance ``{"code": ..., "msg": ...}`` with 400 for a bad
 symbol or limit; faults (see :mod:`tapewatch.replay.faults`) add 429 / 418 with
-``Retry-After``, slow snapshots, dropped messages, sequence gaps and stale streams.
+``Retry-After``, slow snapshots, dropped messages, sequence gaps and stale streams. With
+``ping_interval`` the server pings every websocket as the venues do and closes one whose
+client does not answer with a pong in time.
 """
 
 from __future__ import annotations
@@ -39,12 +41,16 @@ MAX_DEPTH_LIMIT = {"spot": 5000, "perp": 1000}
 class ReplayExchange:
     """Serves a :class:`Timeline` on ``host:port``; ``start`` returns the port bound (0 = any free)."""
 
-    def __init__(self, timeline: Timeline, faults: Faults | None = None, speed: float = 1.0) -> None:
+    def __init__(self, timeline: Timeline, faults: Faults | None = None, speed: float = 1.0,
+                 ping_interval: float | None = None) -> None:
         if speed < 0:
             raise ValueError(f"speed must be 0 or more, not {speed}")
+        if ping_interval is not None and ping_interval <= 0:
+            raise ValueError(f"ping interval must be more than 0 seconds, not {ping_interval}")
         self.timeline = timeline
         self.faults = faults or Faults()
         self.speed = speed
+        self.ping_interval = ping_interval  # seconds between server pings (None: none); no pong in time closes
         self.pumps: dict[Feed, FeedPump] = {}
         self.rest_requests = 0
         self.host = "127.0.0.1"
@@ -97,7 +103,7 @@ class ReplayExchange:
 
     async def _serve(self, request: web.Request, feed: Feed, wants: Callable[[Message], bool] | None) -> web.WebSocketResponse:
         """Run one websocket: join the feed now (``wants`` given) or at the client's subscribe."""
-        ws = web.WebSocketResponse(autoping=True)
+        ws = web.WebSocketResponse(autoping=True, heartbeat=self.ping_interval)
         await ws.prepare(request)
         pump = self.pumps[feed]
         client: Client | None = None
