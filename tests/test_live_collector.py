@@ -165,12 +165,18 @@ def test_collected_rows_equal_the_import_of_the_capture(shared: Path, tmp_path: 
     assert (run.feed.log.snapshots, run.feed.log.gaps, run.log.connects, run.feed.log.malformed) == (1, 0, 1, 0)
 
 
-def test_rate_limited_snapshot_is_retried_after_retry_after(shared: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("faults", "refused"),
+    [(Faults(rest_error=429, rest_errors=2, retry_after=0), 2), (Faults(rest_error=418, retry_after=0), 1),
+     (Faults(snapshot_delay=0.5), 0)],
+)
+def test_refused_or_slow_snapshots_still_sync(shared: Path, tmp_path: Path, faults: Faults, refused: int) -> None:
     capture = Capture.read(shared / SPOT)
-    run = collect(shared, tmp_path / "live", Faults(rest_error=429, rest_errors=2, retry_after=0),
-                  len(capture.messages), lambda f: f.log.synced == 1)
-    assert (run.feed.log.refused, run.feed.log.snapshots, run.rest_requests) == (2, 1, 3)
-    check_book(run.store, imported(shared, tmp_path / "ref"), capture.diff_ids(capture.messages))
+    run = collect(shared, tmp_path / "live", faults, len(capture.messages), lambda f: f.log.synced == 1)
+    assert (run.feed.log.refused, run.feed.log.snapshots, run.rest_requests) == (refused, 1, refused + 1)
+    ref = imported(shared, tmp_path / "ref")
+    check_trades(run.store, ref, capture)
+    assert check_book(run.store, ref, capture.diff_ids(capture.messages)) == 1
 
 
 def test_gap_discards_the_book_and_fetches_a_new_snapshot(shared: Path, tmp_path: Path) -> None:
@@ -278,3 +284,11 @@ def test_coinbase_feed_rows_equal_the_import_of_the_recording(shared: Path, tmp_
     snaps = [live.read("book_delta").filter(pl.col("is_snapshot")), ref.read("book_delta").filter(pl.col("is_snapshot"))]
     live_snap, ref_snap = (without_local(s, "ts").sort("symbol", "side", "price", maintain_order=True) for s in snaps)
     assert live_snap.height > 0 and live_snap.equals(ref_snap)
+
+
+def test_backoff_doubles_to_the_cap_with_jitter_in_the_upper_half() -> None:
+    backoff = Backoff(base=0.5, cap=4.0, rng=random.Random(7))
+    for attempt, full in enumerate([0.5, 1.0, 2.0, 4.0, 4.0, 4.0]):
+        draws = [backoff.delay(attempt) for _ in range(200)]
+        assert all(full / 2 <= d <= full for d in draws)
+        assert max(draws) - min(draws) > full / 4  # jittered, not constant
