@@ -20,7 +20,7 @@ from tapewatch.importer import parse_file
 from tapewatch.live.binance import BinanceFeed
 from tapewatch.live.coinbase import CoinbaseFeed
 from tapewatch.live.collector import Collector
-from tapewatch.live.connection import Backoff, ConnectionLog
+from tapewatch.live.connection import Backoff, ConnectionLog, VenueFeed
 from tapewatch.live.endpoints import Endpoint
 from tapewatch.replay.faults import Faults
 from tapewatch.replay.server import ReplayExchange
@@ -75,6 +75,22 @@ class Run:
     rest_requests: int
 
 
+async def run_until(collector: Collector, session: aiohttp.ClientSession, feed: VenueFeed, log: ConnectionLog,
+                    ready: Callable[[], bool]) -> None:
+    """Run the collector on one feed until ``ready()`` (checked every 10 ms, TIMEOUT at most), then stop it."""
+    task = asyncio.create_task(collector.run(session, [(feed, log)]))
+
+    async def settled() -> None:
+        while not ready():
+            await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.wait_for(settled(), TIMEOUT)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 def collect(shared: Path, root: Path, faults: Faults | None, sent: int, done: Callable[[BinanceFeed], bool],
             stale_after: float = 30.0, capture: Path = SPOT, market: str = "spot", ping_interval: float | None = None) -> Run:
     """Collect from the replay exchange until ``sent`` messages arrived and ``done``; stop; flush."""
@@ -90,15 +106,8 @@ def collect(shared: Path, root: Path, faults: Faults | None, sent: int, done: Ca
         try:
             async with aiohttp.ClientSession() as session:
                 feed = BinanceFeed(market, STREAMS[market], endpoint, session, collector.rows, Backoff(0.01, 0.2, random.Random(1)))
-                task = asyncio.create_task(collector.run(session, [(feed, log)]))
-
-                async def settled() -> None:
-                    while not (log.messages >= sent and done(feed) and (ping_interval is None or log.ends["stale"])):
-                        await asyncio.sleep(0.01)
-
-                await asyncio.wait_for(settled(), TIMEOUT)
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                await run_until(collector, session, feed, log, lambda: log.messages >= sent and done(feed)
+                                and (ping_interval is None or log.ends["stale"] > 0))
         finally:
             await exchange.stop()
         return Run(store, feed, log, exchange.rest_requests)
@@ -257,15 +266,7 @@ def test_coinbase_feed_rows_equal_the_import_of_the_recording(shared: Path, tmp_
                             collector.rows)
         try:
             async with aiohttp.ClientSession() as session:
-                task = asyncio.create_task(collector.run(session, [(feed, log)]))
-
-                async def settled() -> None:
-                    while log.messages < sent:
-                        await asyncio.sleep(0.01)
-
-                await asyncio.wait_for(settled(), TIMEOUT)
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                await run_until(collector, session, feed, log, lambda: log.messages >= sent)
         finally:
             await exchange.stop()
         return store, feed
