@@ -204,7 +204,7 @@ def test_gap_discards_the_book_and_fetches_a_new_snapshot(shared: Path, tmp_path
 def test_stale_stream_reconnects_and_loses_no_trade(shared: Path, tmp_path: Path) -> None:
     capture = Capture.read(shared / SPOT)
     run = collect(shared, tmp_path / "live", Faults(stale_at=1000), len(capture.messages),
-                  lambda f: f.log.snapshots >= 2, stale_after=0.5)
+                  lambda f: f.log.snapshots >= 2, stale_after=1.5)
     # stale once at the fault (and again whenever the finished replay idles past stale_after)
     assert run.log.ends["stale"] >= 1 and run.log.connects == 1 + sum(run.log.ends.values())
     ref = imported(shared, tmp_path / "ref")
@@ -218,9 +218,9 @@ def test_stale_stream_reconnects_and_loses_no_trade(shared: Path, tmp_path: Path
 def test_pings_are_answered_and_a_pinged_but_silent_stream_is_still_stale(shared: Path, tmp_path: Path) -> None:
     capture = Capture.read(shared / SPOT)
     before = sum(1 for at in capture.positions if at < 50)
-    # the server pings every 0.4 s and closes a socket that does not pong within 0.2 s (aiohttp's
-    # heartbeat / 2): several pings go by before the stream is declared stale
-    run = collect(shared, tmp_path / "live", Faults(stale_at=50), before, lambda f: True, stale_after=1.5, ping_interval=0.4)
+    # the server pings every 1 s and closes a socket that does not pong within 0.5 s (aiohttp's
+    # heartbeat / 2): two pings go by before the stream is declared stale
+    run = collect(shared, tmp_path / "live", Faults(stale_at=50), before, lambda f: True, stale_after=2.5, ping_interval=1.0)
     assert run.log.ends["stale"] >= 1 and run.log.ends["closed"] == 0 and run.log.ends["error"] == 0
 
 
