@@ -261,14 +261,20 @@ def load_config(path: str | Path | None = None) -> Config:
 def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
     """Build and validate a :class:`Config` from nested dicts (as TOML gives them).
 
-    A ``[study]`` table (event-study settings, tapewatch.study.settings) may sit in the same file;
-    it is validated here and read by ``load_settings``.
+    A ``[study]`` table (event-study settings, tapewatch.study.settings) and an ``[endpoints]``
+    table (tapewatch.live.endpoints) may sit in the same file; they are validated here and read
+    by ``load_settings`` and ``load_endpoints``.
     """
     if "study" in data:
         from tapewatch.study.settings import settings_from_dict
 
         data = dict(data)
         settings_from_dict(data.pop("study"), source)
+    if "endpoints" in data:  # venue URLs of `tapewatch live`, read by tapewatch.live.endpoints
+        from tapewatch.live.endpoints import endpoints_from_dict
+
+        data = dict(data)
+        endpoints_from_dict(data.pop("endpoints"), source)
     cfg = build_section(Config, data, "", source)
     _check(cfg, source)
     return cfg
