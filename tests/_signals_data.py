@@ -19,6 +19,15 @@ import polars as pl
 
 from conftest import SHARED as DATA
 
+# real bars for the warm-up and declaration tests: freqtrade's Binance spot / perp 5m and funding,
+# its Coinbase 15m, and the Kaggle Binance 4h bars (with the taker buy volume)
+REAL_FILES = (
+    "freqtrade-binance-btc-2025/spot/BTC_USDT-5m.feather",
+    "freqtrade-binance-btc-2025/futures/BTC_USDT_USDT-5m-futures.feather",
+    "freqtrade-binance-btc-2025/futures/BTC_USDT_USDT-1h-funding_rate.feather",
+    "freqtrade-coinbase-btcusd-2024-2026/BTC_USD-15m.feather",
+    "kaggle-binance-btcusdt-4h-1d/btc_4h_data_2025.csv.gz",
+)
 PERP_CSV = DATA / "nautilus-samples" / "btc-perp-20211231-20220201_1m.csv.gz"
 TRADES_PARQUET = DATA / "nautilus-samples" / "binance" / "btcusdt-trades.parquet"
 MIN = 60_000_000_000
@@ -250,3 +259,11 @@ def write_market(store: object, records: dict[str, list[pl.DataFrame]]) -> None:
     for kind, frames in records.items():
         for df in frames:
             store.write(kind, df)  # type: ignore[attr-defined]
+
+
+def import_real(store: object) -> None:
+    """Import :data:`REAL_FILES` with tapewatch's importer (the import itself is tested elsewhere)."""
+    from tapewatch.importer import import_paths
+
+    report = import_paths([DATA / f for f in REAL_FILES], store)  # type: ignore[arg-type]
+    assert [f.error for f in report.files] == [None] * len(REAL_FILES)

@@ -65,7 +65,15 @@ def _manifest_lines(store: Path) -> int:
 
 def _partial_download(store: Path) -> bool:
     files = store / MANIFEST_DIR / "files"
-    return files.is_dir() and any(p.stat().st_size > 0 for p in files.rglob("*.part"))
+    return files.is_dir() and any(_size(p) > 0 for p in files.rglob("*.part"))
+
+
+def _size(path: Path) -> int:
+    """Size of a file the running backfill may rename or delete at any moment (0 once gone)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _all_rows(store: Store) -> dict[str, pl.DataFrame]:

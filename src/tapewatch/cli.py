@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tapewatch.commands import backfill, data, demo, serve, signals, study
+from tapewatch.commands import alerts, backfill, data, demo, replay, serve, signals, study
 
 app = typer.Typer(
     name="tapewatch",
@@ -20,10 +20,12 @@ app.command("status")(backfill.status_cmd)
 app.command("backfill")(backfill.backfill_cmd)
 app.command("signals")(signals.signals_cmd)
 app.command("scan")(signals.scan_cmd)
+app.command("alerts")(alerts.alerts_cmd)
 app.command("backtest")(study.backtest_cmd)
 app.command("report")(study.report_cmd)
 app.command("demo")(demo.demo_cmd)
 app.command("serve")(serve.serve_cmd)
+app.command("replay-exchange")(replay.replay_exchange_cmd)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

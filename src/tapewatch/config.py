@@ -27,7 +27,7 @@ from tapewatch.tomlfile import read_toml
 Duration = int | str
 """A window: ``int`` = number of bars, ``str`` = ``<n><s|m|h|d>`` (e.g. ``"15m"``, ``"30d"``)."""
 
-FACTOR_NAMES = ("flow", "premium", "book", "oi")
+FACTOR_NAMES = ("flow", "premium", "book", "oi")  # = signals/registry.py's condition factors (a test checks)
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT_NS = {"s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000, "d": 86_400_000_000_000}
 
@@ -192,10 +192,48 @@ class DetectorConfig:
     cooldown: Duration = "1h"  # a firing within this time after the last firing bar is the same event
 
 
+ALERT_SIDES = ("distribution", "accumulation")
+WEBHOOK_SHAPES = ("generic", "slack", "discord", "telegram")
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """One webhook: its name, the payload shape it takes and where its URL comes from. The URL
+    itself (it carries a token) is never in the config: it is read from the environment variable
+    ``env`` (default ``TAPEWATCH_WEBHOOK_<NAME>``) or from ``alerts.secrets_file``."""
+
+    name: str  # letters, digits, "_" and "-"
+    shape: str = field(default="generic", metadata={"choices": WEBHOOK_SHAPES})
+    env: str = ""
+    chat_id: str = ""  # Telegram only: the chat the bot posts to
+
+    def env_var(self) -> str:
+        """The environment variable holding the URL (``my-hook`` → ``TAPEWATCH_WEBHOOK_MY_HOOK``)."""
+        return self.env or f"TAPEWATCH_WEBHOOK_{self.name.upper().replace('-', '_')}"
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """What raises an alert and where it goes; see tapewatch/alerts/."""
+
+    sides: tuple[str, ...] = field(default=ALERT_SIDES, metadata={"choices": ALERT_SIDES})
+    # factors whose own condition starting to hold (a threshold crossing) is also an alert
+    crossings: tuple[str, ...] = field(default=(), metadata={"choices": FACTOR_NAMES})
+    console: bool = True
+    log: str = "alerts.jsonl"  # JSON lines, relative to the store directory; "" = no log file
+    # TOML file of `name = "URL"`, readable by its owner only (mode 0600); relative to the config file
+    secrets_file: str = ""
+    webhooks: tuple[WebhookConfig, ...] = ()
+    retries: int = 3  # further attempts after a failed POST
+    backoff: float = field(default=1.0, metadata={"min": 0.0})  # seconds before the first retry, doubled each time
+    timeout: float = field(default=10.0, metadata={"min": 0.0, "exclusive": True})  # seconds per attempt
+    max_wait: float = field(default=60.0, metadata={"min": 0.0})  # longest Retry-After honoured, seconds
+
+
 @dataclass(frozen=True)
 class Config:
     """All signal and detector parameters; ``interval``: the bar interval commands use when no
-    ``--interval`` is given (e.g. ``"5m"``, ``"4h"``)."""
+    ``--interval`` is given (e.g. ``"5m"``, ``"4h"``); ``alerts``: where alerts go."""
 
     interval: str = "5m"
     markets: MarketsConfig = MarketsConfig()
@@ -205,6 +243,7 @@ class Config:
     oi: OIConfig = OIConfig()
     funding: FundingConfig = FundingConfig()
     detector: DetectorConfig = DetectorConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
 
 DEFAULT_CONFIG_FILE = Path(__file__).with_name("default_config.toml")
@@ -222,14 +261,20 @@ def load_config(path: str | Path | None = None) -> Config:
 def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
     """Build and validate a :class:`Config` from nested dicts (as TOML gives them).
 
-    A ``[study]`` table (event-study settings, tapewatch.study.settings) may sit in the same file;
-    it is validated here and read by ``load_settings``.
+    A ``[study]`` table (event-study settings, tapewatch.study.settings) and an ``[endpoints]``
+    table (tapewatch.live.endpoints) may sit in the same file; they are validated here and read
+    by ``load_settings`` and ``load_endpoints``.
     """
     if "study" in data:
         from tapewatch.study.settings import settings_from_dict
 
         data = dict(data)
         settings_from_dict(data.pop("study"), source)
+    if "endpoints" in data:  # venue URLs of `tapewatch live`, read by tapewatch.live.endpoints
+        from tapewatch.live.endpoints import endpoints_from_dict
+
+        data = dict(data)
+        endpoints_from_dict(data.pop("endpoints"), source)
     cfg = build_section(Config, data, "", source)
     _check(cfg, source)
     return cfg
@@ -351,6 +396,24 @@ def _check(cfg: Config, source: str) -> None:
     for key, values in (("markets.price", cfg.markets.price), ("book.sources", cfg.book.sources)):
         if not values:
             raise ConfigError(f"{source}: config key {key!r} must list at least one market")
+    _check_alerts(cfg.alerts, source)
+
+
+def _check_alerts(a: AlertsConfig, source: str) -> None:
+    if a.retries < 0:
+        raise ConfigError(f"{source}: config key 'alerts.retries' must be 0 or more, got {a.retries}")
+    names = [w.name for w in a.webhooks]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"{source}: config key 'alerts.webhooks' names {', '.join(twice)} more than once")
+    for w in a.webhooks:
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", w.name):
+            raise ConfigError(f"{source}: config key 'alerts.webhooks' name {w.name!r}: use letters, digits, _ and - only")
+        if w.env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", w.env):  # never echoed: it may be a pasted URL
+            raise ConfigError(f"{source}: config key 'alerts.webhooks' {w.name!r}: env must name an environment "
+                              "variable (letters, digits, _), not hold the URL")
+        if w.shape == "telegram" and not w.chat_id:
+            raise ConfigError(f"{source}: config key 'alerts.webhooks' {w.name!r} is a telegram webhook and needs chat_id")
 
 
 def _show(value: Any) -> str:

@@ -19,21 +19,21 @@ that first bar (value, threshold, holds / fails / unavailable, why).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 import polars as pl
 
 from tapewatch.config import Config
-from tapewatch.signals import book, flow, oi, premium
 from tapewatch.signals.base import SIDES, Context, Reading, Side, State, num
+from tapewatch.signals.registry import conditional
+from tapewatch.signals.spec import FactorSpec
 
-FACTORS: dict[str, ModuleType] = {"flow": flow, "premium": premium, "book": book, "oi": oi}
+FACTORS: dict[str, FactorSpec] = conditional()  # the factors with a condition per side, by name
 
 
 def condition_column(factor: str, side: Side) -> str:
     """Column of a factor's condition for a side (e.g. ``premium``, ``distribution`` → ``negative_premium``)."""
-    return FACTORS[factor].CONDITIONS[side]  # type: ignore[no-any-return]
+    return FACTORS[factor].conditions[side]
 
 
 def policy_text(cfg: Config) -> str:
@@ -112,7 +112,7 @@ def decide(states: dict[str, State], cfg: Config) -> tuple[bool | None, str, tup
 
 def evaluate(row: dict[str, Any], ctx: Context, side: Side) -> Decision:
     """Every factor's reading for ``side`` at one bar of the signal frame, and the decision."""
-    readings = tuple(mod.reading(row, ctx, side) for mod in FACTORS.values())
+    readings = tuple(f.reading(row, ctx, side) for f in FACTORS.values() if f.reading is not None)
     fires, reason, skipped = decide({r.factor: r.state for r in readings}, ctx.cfg)
     return Decision(side, fires, readings, reason, skipped)
 

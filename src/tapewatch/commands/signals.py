@@ -21,6 +21,7 @@ from tapewatch.errors import TapewatchError
 from tapewatch.names import base_name, interval_name
 from tapewatch.scan import render, scan
 from tapewatch.signals.compute import compute_signals
+from tapewatch.signals.registry import output_columns
 from tapewatch.store import open_store
 from tapewatch.study.settings import load_settings
 from tapewatch.study.wiring import track_records
@@ -35,10 +36,7 @@ ConfigOpt = Annotated[
                  help="TOML file of signal / detector parameters (else <store>/tapewatch.toml, else "
                       "tapewatch/default_config.toml)."),
 ]
-SHOWN = [
-    "ts", "close", "spot_net_taker", "premium_index", "book_ratio_2", "oi_change_pct",
-    "spot_selling_into_rally", "negative_premium", "ask_heavy_book", "oi_rising_into_dip", "distribution", "accumulation",
-]
+SHOWN = output_columns(shown=True)
 
 
 def _config(path: Path | None, store: Path) -> tuple[Config, str]:

@@ -7,7 +7,9 @@
 - ``oi.py``      — open interest and its change; *OI rising into a dip*
 - ``funding.py`` — funding rate (context only)
 
-``frame.py`` puts the stored inputs on one bar grid (no look-ahead), ``compute.py`` runs the
-factors and the detector over it. Timestamps: a row stamped ``ts`` (the bar's open time, UTC)
+Each module ends with its declaration, a ``SPEC`` (``spec.py``: inputs, windows, outputs,
+conditions, report panel); ``registry.py`` lists them in computation order and is what the rest
+reads. ``frame.py`` puts the declared inputs (``inputs.py``) on one bar grid (no look-ahead) with
+the warm-up the windows need, ``compute.py`` runs the factors and the detector over it. Timestamps: a row stamped ``ts`` (the bar's open time, UTC)
 uses only data up to the bar's close ``ts + interval``.
 """

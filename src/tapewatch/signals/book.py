@@ -26,16 +26,12 @@ from typing import Any
 import polars as pl
 
 from tapewatch.signals.base import Context, Reading, Side, State, missing_note, num, safe_div, signed
+from tapewatch.signals.spec import FactorSpec, PanelSpec
+from tapewatch.signals.spec import band_tag as tag
 
 NAME = "book"
-INPUTS = ("book",)
 CONDITIONS: dict[Side, str] = {"distribution": "ask_heavy_book", "accumulation": "bid_heavy_book"}
 ALWAYS = (1.0, 2.0, 5.0)
-
-
-def tag(band: float) -> str:
-    """Column suffix of a band: 1 → ``1``, 0.5 → ``0_5``."""
-    return f"{band:g}".replace(".", "_")
 
 
 def compute(df: pl.DataFrame, ctx: Context) -> pl.DataFrame:
@@ -95,3 +91,20 @@ def reading(row: dict[str, Any], ctx: Context, side: Side) -> Reading:
     if src:
         why += f" [{src}]"
     return Reading(NAME, cond, state, values, thresholds, rule, why)
+
+
+SPEC = FactorSpec(
+    name=NAME,
+    inputs=("book",),
+    windows=(("book.sustain",),),
+    outputs=("book_delta_{band}", "book_ratio_{band}", *(f"book_ratio_{tag(b)}" for b in ALWAYS),
+             "book_ratio_k_max", "book_ratio_k_min", *CONDITIONS.values()),
+    table=tuple(f"book_ratio_{tag(b)}" for b in ALWAYS),
+    shown=("book_ratio_2",),
+    conditions=CONDITIONS,
+    compute=compute,
+    reading=reading,
+    panel=PanelSpec("book ratio within {cfg.book.band:g} % ((bids − asks) / (bids + asks))",
+                    (("book ratio {cfg.book.band:g} %", "book_ratio_{band}"),), "",
+                    ("book.threshold", "-book.threshold"), note="no book_depth records"),
+)

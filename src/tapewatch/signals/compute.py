@@ -17,19 +17,13 @@ from tapewatch import detector
 from tapewatch.config import Config, ConfigError, inert_settings
 from tapewatch.detector import Event
 from tapewatch.errors import TapewatchError
-from tapewatch.signals import book, flow, oi, premium, price
 from tapewatch.signals.base import Context
 from tapewatch.signals.frame import Aligned, InputStatus, input_status, load
+from tapewatch.signals.registry import output_columns
 from tapewatch.store import Store
 from tapewatch.timeutil import interval_ns
 
-OUTPUT_COLUMNS = [
-    "ts", "close", "spot_taker_buy", "spot_taker_sell", "spot_net_taker", "spot_cvd", "spot_taker_buy_ratio",
-    "perp_net_taker", "perp_cvd", "premium_gap", "premium_index", "premium_z", "premium_pct_rank",
-    "book_ratio_1", "book_ratio_2", "book_ratio_5", "oi", "oi_change_pct", "price_change_pct", "funding_rate",
-    "spot_selling_into_rally", "negative_premium", "ask_heavy_book", "oi_rising_into_dip",
-    "distribution", "accumulation",
-]
+OUTPUT_COLUMNS = output_columns()
 TIME_COLUMNS = ("ts", "funding_time")
 
 
@@ -68,8 +62,9 @@ def compute_frame(aligned: Aligned, cfg: Config) -> tuple[pl.DataFrame, Context]
     """Factors and detector over aligned inputs (warm-up rows included, ``ts`` Int64 ns)."""
     ctx = Context(cfg, aligned.base, aligned.interval, aligned.step, aligned.start, dict(aligned.notes))
     df = aligned.frame
-    for mod in (price, flow, premium, book, oi):
-        df = mod.compute(df, ctx)
+    for f in aligned.factors:
+        if f.compute is not None:
+            df = f.compute(df, ctx)
     return detector.combine(df, cfg), ctx
 
 

@@ -32,9 +32,9 @@ import polars as pl
 from tapewatch.signals.base import (
     Context, Reading, Side, State, fmt_num, fmt_pct, known, missing_note, num, safe_div, signed,
 )
+from tapewatch.signals.spec import FactorSpec, PanelSpec
 
 NAME = "flow"
-INPUTS = ("spot", "perp")
 CONDITIONS: dict[Side, str] = {
     "distribution": "spot_selling_into_rally",
     "accumulation": "spot_buying_into_decline",
@@ -118,3 +118,21 @@ def reading(row: dict[str, Any], ctx: Context, side: Side) -> Reading:
         else:
             why = f"{move_txt} but {flow_txt}" + ("" if flows else f": takers not net {taker}")
     return Reading(NAME, cond, state, values, thresholds, rule, why)
+
+
+SPEC = FactorSpec(
+    name=NAME,
+    inputs=("spot", "perp"),
+    windows=(("flow.window", "flow.z_history"),),
+    outputs=("spot_taker_buy", "spot_taker_sell", "spot_net_taker", "spot_taker_buy_ratio", "perp_net_taker",
+             "spot_cvd", "perp_cvd", "spot_net_taker_w", "spot_flow_z", *CONDITIONS.values()),
+    table=("spot_taker_buy", "spot_taker_sell", "spot_net_taker", "spot_cvd", "spot_taker_buy_ratio",
+           "perp_net_taker", "perp_cvd"),
+    shown=("spot_net_taker",),
+    conditions=CONDITIONS,
+    compute=compute,
+    reading=reading,
+    panel=PanelSpec("taker flow: cumulative net taker volume (CVD)",
+                    (("spot CVD", "spot_cvd"), ("perp CVD", "perp_cvd")), "base units",
+                    note="no taker buy/sell split in the stored bars"),
+)

@@ -10,8 +10,10 @@ now). A row stamped t only holds data available at the bar close t + interval:
   ``ts < t + interval`` (strictly before the close), null when older than the factor's ``max_age``.
 - USDT/USD: the close of the last stored bar that closed by t + interval, within ``usdt_max_age``.
 
-Rows before the requested start are loaded as warm-up for the rolling windows (W, the premium
-history, K…) and cut off by the caller. Missing inputs give null columns and a note saying why.
+Only the inputs the factors declare (``signals/registry.py``) are read. Rows before the requested
+start are loaded as warm-up, as many bars as the factors' declared windows and the detector's
+cool-down need (``registry.warmup_bars``), and cut off by the caller. Missing inputs give null
+columns and a note saying why.
 """
 
 from __future__ import annotations
@@ -21,27 +23,14 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from tapewatch.config import Config, MarketRef, duration_ns, to_bars
+from tapewatch.config import Config, MarketRef, duration_ns
 from tapewatch.errors import TapewatchError
-from tapewatch.signals.book import tag
+from tapewatch.signals.inputs import BAR_COLS, BY_KEY
+from tapewatch.signals.registry import FACTORS, used_by, used_inputs, warmup_bars
+from tapewatch.signals.spec import FactorSpec
+from tapewatch.signals.spec import band_tag as tag
 from tapewatch.store import Store
 from tapewatch.timeutil import bar_opens, interval_ns
-
-BAR_COLS = ("close", "volume", "taker_buy_volume")
-LABELS = {
-    "spot": ("spot bars", "close, flow"),
-    "perp": ("perp bars", "close, perp flow"),
-    "premium_a": ("premium venue a bars", "premium"),
-    "premium_b": ("premium venue b bars", "premium"),
-    "usdt_usd": ("USDT/USD bars", "USDT/USD-adjusted premium"),
-    "book": ("book depth", "book"),
-    "oi": ("open interest", "oi"),
-    "funding": ("funding", "funding (context)"),
-}
-PRESENT_BY = {
-    "spot": "spot_close", "perp": "perp_close", "premium_a": "premium_a_close", "premium_b": "premium_b_close",
-    "usdt_usd": "usdt_usd", "book": "book_source", "oi": "oi", "funding": "funding_rate",
-}
 
 
 @dataclass(frozen=True)
@@ -68,7 +57,8 @@ class InputStatus:
 @dataclass(frozen=True)
 class Aligned:
     """Inputs on the grid: ``frame`` has ``ts`` (bar open, UTC ns, Int64) and the input columns,
-    warm-up rows included; ``start`` is the first requested bar's open (ns)."""
+    warm-up rows included; ``start`` is the first requested bar's open (ns); ``factors``: the
+    factors whose declared inputs were read (and that are computed over it)."""
 
     frame: pl.DataFrame
     base: str
@@ -77,35 +67,13 @@ class Aligned:
     start: int
     sources: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
+    factors: tuple[FactorSpec, ...] = FACTORS
 
 
-def input_columns(cfg: Config) -> dict[str, pl.DataType]:
-    """Every column :func:`load` puts on the grid besides ``ts``, with its dtype (all nullable)."""
-    cols: dict[str, pl.DataType] = {}
-    for key in ("spot", "perp"):
-        cols |= {f"{key}_{c}": pl.Float64() for c in BAR_COLS}
-    cols |= {"premium_a_close": pl.Float64(), "premium_b_close": pl.Float64(), "usdt_usd": pl.Float64()}
-    cols |= {
-        f"book_{side}_{m}_{tag(b)}": pl.Float64()
-        for b in cfg.book.bands for side in ("bid", "ask") for m in ("amount", "notional")
-    }
-    cols |= {"book_source": pl.String(), "oi": pl.Float64(), "oi_value": pl.Float64(),
-             "funding_rate": pl.Float64(), "funding_time": pl.Int64()}
-    return cols
-
-
-def warmup_bars(cfg: Config, step: int) -> int:
-    """Bars needed before the first requested bar so that its rolling windows are complete."""
-    w = max(to_bars(cfg.flow.window, step), to_bars(cfg.oi.window, step))
-    need = [
-        w + 1,
-        to_bars(cfg.premium.history, step) + to_bars(cfg.premium.smooth, step),
-        to_bars(cfg.book.sustain, step),
-        to_bars(cfg.detector.cooldown, step) + 1,
-    ]
-    if cfg.flow.measure == "z":
-        need.append(to_bars(cfg.flow.z_history, step) + to_bars(cfg.flow.window, step))
-    return max(need) + 1
+def input_columns(cfg: Config, factors: tuple[FactorSpec, ...] = FACTORS) -> dict[str, pl.DataType]:
+    """Every column :func:`load` puts on the grid besides ``ts``, with its dtype (all nullable):
+    the columns of each input ``factors`` declare."""
+    return {name: dtype for i in used_inputs(factors) for name, dtype in i.dtypes(cfg).items()}
 
 
 def load(
@@ -116,15 +84,18 @@ def load(
     start: int | None = None,
     end: int | None = None,
     now: int | None = None,
+    factors: tuple[FactorSpec, ...] = FACTORS,
 ) -> Aligned:
-    """Read every input of ``base`` (e.g. ``BTC``) for bars in [start, end) plus warm-up.
+    """Read the inputs ``factors`` declare (default: every registered factor) of ``base`` (e.g.
+    ``BTC``) for bars in [start, end) plus their warm-up (:func:`~tapewatch.signals.registry.warmup_bars`).
 
     ``start``/``end``/``now`` are UTC ns; ``now`` (default: the clock) drops bars not closed yet.
     Raises TapewatchError when the store has neither spot nor perp bars in the range.
     """
     step = interval_ns(interval)
+    keys = {i.key for i in used_inputs(factors)}
     first = None if start is None else start - start % step
-    lo = None if first is None else first - warmup_bars(cfg, step) * step
+    lo = None if first is None else first - warmup_bars(cfg, step, factors) * step
     hi = None if end is None else end + (-end) % step
     now = time.time_ns() if now is None else now
     sources: dict[str, str] = {}
@@ -133,6 +104,8 @@ def load(
     series: dict[str, pl.DataFrame | None] = {}
     for key, ref in (("spot", cfg.markets.spot), ("perp", cfg.markets.perp),
                      ("premium_a", cfg.premium.a), ("premium_b", cfg.premium.b)):
+        if key not in keys:
+            continue
         sources[key] = f"{ref.describe(base)} {interval} bars"
         same = next((k for k, r in (("spot", cfg.markets.spot), ("perp", cfg.markets.perp)) if r == ref and k in series), None)
         if same is not None:
@@ -158,7 +131,7 @@ def load(
     grid = pl.DataFrame({"ts": pl.Series(bar_opens(g0, g1, step), dtype=pl.Int64)})
 
     frame = grid
-    for key in ("spot", "perp", "premium_a", "premium_b"):
+    for key in series:
         s = series[key]
         cols = BAR_COLS if key in ("spot", "perp") else ("close",)
         if s is None:
@@ -166,12 +139,17 @@ def load(
         else:
             frame = frame.join(s.select("ts", *[pl.col(c).alias(f"{key}_{c}") for c in cols]), on="ts", how="left")
 
-    frame = _usdt(frame, store, cfg, interval, step, lo, hi, sources, notes)
-    frame = _book(frame, store, base, cfg, step, lo, hi, sources, notes)
-    for key, kind, ref, cols, age in (
-        ("oi", "open_interest", cfg.oi.source, {"oi": "oi", "oi_value": "oi_value"}, cfg.oi.max_age),
-        ("funding", "funding", cfg.funding.source, {"rate": "funding_rate"}, cfg.funding.max_age),
+    if "usdt_usd" in keys:
+        frame = _usdt(frame, store, cfg, interval, step, lo, hi, sources, notes)
+    if "book" in keys:
+        frame = _book(frame, store, base, cfg, step, lo, hi, sources, notes)
+    for key, ref, cols, age in (
+        ("oi", cfg.oi.source, {"oi": "oi", "oi_value": "oi_value"}, cfg.oi.max_age),
+        ("funding", cfg.funding.source, {"rate": "funding_rate"}, cfg.funding.max_age),
     ):
+        if key not in keys:
+            continue
+        kind = BY_KEY[key].kind
         sources[key] = f"{ref.describe(base)} {kind} records"
         rec = _records(store, kind, ref, base, lo, hi, duration_ns(age, step))
         if rec.is_empty():
@@ -181,15 +159,16 @@ def load(
         if key == "funding":
             frame = frame.with_columns(aligned.get_column("__known").alias("funding_time"))
     start_ns = first if first is not None else g0
-    return Aligned(frame, base.upper(), interval, step, start_ns, sources, notes)
+    return Aligned(frame, base.upper(), interval, step, start_ns, sources, notes, factors)
 
 
 def input_status(frame: pl.DataFrame, aligned: Aligned) -> tuple[InputStatus, ...]:
     """Coverage of each input over ``frame`` (the requested range), with why it is missing."""
     total = frame.height
     out = []
-    for key, (label, used_by) in LABELS.items():
-        bars = int(frame.get_column(PRESENT_BY[key]).is_not_null().sum()) if total else 0
+    for spec in used_inputs(aligned.factors):
+        key = spec.key
+        bars = int(frame.get_column(spec.present).is_not_null().sum()) if total else 0
         note = aligned.notes.get(key, "")
         unsplit = 0
         if key in ("spot", "perp") and bars:
@@ -202,7 +181,7 @@ def input_status(frame: pl.DataFrame, aligned: Aligned) -> tuple[InputStatus, ..
                         "with the split covers them): taker flow unavailable there")
         if not note and bars == 0 and total:
             note = "none within the range (or all too old at the bar closes)"
-        out.append(InputStatus(key, label, aligned.sources.get(key, "-"), used_by, bars, total, note, unsplit))
+        out.append(InputStatus(key, spec.label, aligned.sources.get(key, "-"), used_by(key, aligned.factors), bars, total, note, unsplit))
     return tuple(out)
 
 
@@ -305,8 +284,7 @@ def _book(
     """Book depth per band, bar by bar from the first source with a fresh record (``book_source``)."""
     bc = cfg.book
     age = duration_ns(bc.max_age, step)
-    names = [f"book_{side}_{m}_{tag(b)}" for b in bc.bands for side in ("bid", "ask") for m in ("amount", "notional")]
-    names += ["book_bid_known_pct", "book_ask_known_pct"]  # how far from the reference the book is known
+    names = [c for c in BY_KEY["book"].dtypes(cfg) if c != "book_source"]  # depth per band, and how far it is known
     sources["book"] = ", then ".join(f"{r.describe(base)} book_depth ({bc.reference})" for r in bc.sources)
     aligned = []
     grid = frame.select("ts")

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from tapewatch.signals.base import Context, ns_of, num
+from tapewatch.signals.spec import FactorSpec, PanelSpec
 from tapewatch.timeutil import ns_to_iso
 
 NAME = "funding"
-INPUTS = ("funding",)
 
 
 def context(row: dict[str, Any], ctx: Context) -> str | None:
@@ -24,3 +24,11 @@ def context(row: dict[str, Any], ctx: Context) -> str | None:
         return None
     when = row.get("funding_time")
     return f"{rate * 100:+.4f}% per funding interval (record of {ns_to_iso(ns_of(when))} UTC)"
+
+
+SPEC = FactorSpec(
+    name=NAME,
+    inputs=("funding",),
+    table=("funding_rate",),
+    panel=PanelSpec("funding rate (context)", (("funding rate", "funding_rate"),), "", note="no funding records"),
+)

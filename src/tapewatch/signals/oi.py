@@ -22,9 +22,9 @@ import polars as pl
 from tapewatch.signals.base import (
     Context, Reading, Side, State, fmt_pct, known, missing_note, num, pct_change, signed,
 )
+from tapewatch.signals.spec import FactorSpec, PanelSpec
 
 NAME = "oi"
-INPUTS = ("oi",)
 CONDITIONS: dict[Side, str] = {"distribution": "oi_rising_into_dip", "accumulation": "oi_falling_into_rally"}
 
 
@@ -66,3 +66,19 @@ def reading(row: dict[str, Any], ctx: Context, side: Side) -> Reading:
         ok = "" if state is State.HOLDS else "not "
         why = f"OI {fmt_pct(d)} and price {fmt_pct(p)} over {span}: OI {ok}{verb[0]} into a {verb[1]}"
     return Reading(NAME, cond, state, values, thresholds, rule, why)
+
+
+SPEC = FactorSpec(
+    name=NAME,
+    inputs=("oi",),
+    windows=(("oi.window",),),
+    outputs=("oi_change_pct", *CONDITIONS.values()),
+    table=("oi", "oi_change_pct", "price_change_pct"),
+    shown=("oi_change_pct",),
+    conditions=CONDITIONS,
+    compute=compute,
+    reading=reading,
+    panel=PanelSpec("open interest vs price (change over W, %)",
+                    (("OI change", "oi_change_pct"), ("price change", "price_change_pct")), "%",
+                    ("oi.rise_pct",), note="no open-interest records"),
+)

@@ -26,9 +26,9 @@ from typing import Any
 import polars as pl
 
 from tapewatch.signals.base import Context, Reading, Side, State, fmt_pct, missing_note, num, safe_div, signed
+from tapewatch.signals.spec import FactorSpec, PanelSpec
 
 NAME = "premium"
-INPUTS = ("premium_a", "premium_b", "usdt_usd")
 CONDITIONS: dict[Side, str] = {"distribution": "negative_premium", "accumulation": "positive_premium"}
 
 
@@ -133,3 +133,20 @@ def _days(ns: float) -> str:
     days = ns / 86_400e9
     return f"{days:.1f} days" if days >= 1 else f"{ns / 3_600e9:.1f} hours"
 
+
+
+SPEC = FactorSpec(
+    name=NAME,
+    inputs=("premium_a", "premium_b", "usdt_usd"),
+    windows=(("premium.history",), ("premium.smooth",)),
+    outputs=("premium_gap_raw", "premium_index_raw", "premium_gap_usdt_adj", "premium_index_usdt_adj", "premium_gap",
+             "premium_index", "premium_hist_n", "premium_z", "premium_pct_rank", "premium_mean_k",
+             *CONDITIONS.values()),
+    table=("premium_gap", "premium_index", "premium_z", "premium_pct_rank"),
+    shown=("premium_index",),
+    conditions=CONDITIONS,
+    compute=compute,
+    reading=reading,
+    panel=PanelSpec("premium index (venue a − venue b, % of price)", (("premium index", "premium_index"),), "%",
+                    ("premium.threshold_pct", "-premium.threshold_pct"), note="no bars of both premium venues"),
+)

@@ -17,8 +17,7 @@ from __future__ import annotations
 import polars as pl
 
 from tapewatch.signals.base import Context, pct_change
-
-INPUTS = ("spot", "perp")
+from tapewatch.signals.spec import FactorSpec
 
 
 def compute(df: pl.DataFrame, ctx: Context) -> pl.DataFrame:
@@ -38,3 +37,14 @@ def compute(df: pl.DataFrame, ctx: Context) -> pl.DataFrame:
         (pl.col("close") >= pl.col("close").rolling_max(w + 1, min_samples=w + 1)).alias("close_at_high"),
         (pl.col("close") <= pl.col("close").rolling_min(w + 1, min_samples=w + 1)).alias("close_at_low"),
     )
+
+
+SPEC = FactorSpec(
+    name="price",
+    inputs=("spot", "perp"),
+    windows=(("flow.window",), ("oi.window",)),
+    outputs=("close", "price_source", "price_change_pct", "rally_change_pct", "close_at_high", "close_at_low"),
+    table=("close",),
+    shown=("close",),
+    compute=compute,
+)

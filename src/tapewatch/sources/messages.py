@@ -81,6 +81,17 @@ class Rows:
             out.append(Batch(kind, df))
         return out
 
+    def extend(self, other: Rows) -> None:
+        """Append every row of ``other`` (kept apart until it was known to be whole)."""
+        for kind, rows in other._rows.items():
+            self._rows.setdefault(kind, []).extend(rows)
+
+    def take(self) -> list[Batch]:
+        """:meth:`batches`, and start empty again (a live collector's flush)."""
+        out = self.batches()
+        self._rows.clear()
+        return out
+
 
 # -- field access and value checks -------------------------------------------------------------
 def obj(value: Any, what: str) -> dict[str, Any]:

@@ -32,9 +32,10 @@ from tapewatch import detector
 from tapewatch.config import Config, ConfigError, config_from_dict, inert_settings, to_bars
 from tapewatch.errors import TapewatchError
 from tapewatch.report import FactorPanel
-from tapewatch.signals.book import tag
 from tapewatch.signals.compute import compute_frame
-from tapewatch.signals.frame import Aligned, InputStatus, input_status, load, warmup_bars
+from tapewatch.signals.frame import Aligned, InputStatus, input_status, load
+from tapewatch.signals.registry import FACTORS, used_inputs, warmup_bars
+from tapewatch.signals.spec import FactorSpec, band_tag, config_value
 from tapewatch.store import Store
 from tapewatch.study.forward import PriceBars
 from tapewatch.study.run import TrackRecords, track_record
@@ -44,12 +45,9 @@ from tapewatch.signals.base import Context
 from tapewatch.timeutil import interval_ns, ns_to_iso
 
 SIDE_COLUMNS = ("distribution", "accumulation")
-# Configuration keys that change what `signals.frame.load` reads from the store; a grid that sweeps
-# one of them reloads the inputs for each distinct value, any other key reuses one load.
-INPUT_KEYS = (
-    "markets", "premium.a", "premium.b", "premium.usdt_usd", "premium.usdt_max_age",
-    "book.sources", "book.reference", "book.bands", "book.max_age", "oi.source", "oi.max_age", "funding",
-)
+# Configuration keys that change what `signals.frame.load` reads from the store (as the inputs
+# declare them); a grid that sweeps one of them reloads the inputs, any other key reuses one load.
+INPUT_KEYS = tuple(k for i in used_inputs() for k in i.config)
 
 
 def _plain(x: Any) -> Any:
@@ -134,36 +132,30 @@ def _price_hl(store: Store, cfg: Config, base: str, interval: str, frame: pl.Dat
     return out.drop("price_source")
 
 
-def factor_panels(frame: pl.DataFrame, cfg: Config, why: dict[str, str] | None = None) -> tuple[FactorPanel, ...]:
-    """One report panel per factor (and funding), from a signal frame aligned with the study bars;
-    ``why``: per input key (``spot``, ``premium_a``, ``book``, ``oi``, ``funding``…) why it is
-    missing, shown on a panel with no value."""
+def factor_panels(
+    frame: pl.DataFrame, cfg: Config, why: dict[str, str] | None = None, factors: Sequence[FactorSpec] = FACTORS,
+) -> tuple[FactorPanel, ...]:
+    """One report panel per factor that declares one, in registry order, from a signal frame
+    aligned with the study bars; ``why``: per input key (``spot``, ``premium_a``, ``book``…) why it
+    is missing, shown on a panel with no value (the first of the factor's inputs that has one)."""
     why = why or {}
-
-    def note(default: str, *keys: str) -> str:
-        return next((why[k] for k in keys if why.get(k)), default)
+    band = band_tag(cfg.book.band)
 
     def col(name: str) -> np.ndarray:
         if name not in frame.columns:
             return np.full(frame.height, np.nan)
         return frame.get_column(name).cast(pl.Float64).fill_null(float("nan")).to_numpy()
 
-    band = tag(cfg.book.band)
-    return (
-        FactorPanel("taker flow: cumulative net taker volume (CVD)",
-                    {"spot CVD": col("spot_cvd"), "perp CVD": col("perp_cvd")}, "base units",
-                    note=note("no taker buy/sell split in the stored bars", "spot")),
-        FactorPanel("premium index (venue a − venue b, % of price)", {"premium index": col("premium_index")}, "%",
-                    (cfg.premium.threshold_pct, -cfg.premium.threshold_pct),
-                    note=note("no bars of both premium venues", "premium_a", "premium_b")),
-        FactorPanel(f"book ratio within {cfg.book.band:g} % ((bids − asks) / (bids + asks))",
-                    {f"book ratio {cfg.book.band:g} %": col(f"book_ratio_{band}")}, "",
-                    (cfg.book.threshold, -cfg.book.threshold), note=note("no book_depth records", "book")),
-        FactorPanel("open interest vs price (change over W, %)",
-                    {"OI change": col("oi_change_pct"), "price change": col("price_change_pct")}, "%",
-                    (cfg.oi.rise_pct,), note=note("no open-interest records", "oi")),
-        FactorPanel("funding rate (context)", {"funding rate": col("funding_rate")}, "", note=note("no funding records", "funding")),
-    )
+    panels = []
+    for f in factors:
+        p = f.panel
+        if p is None:
+            continue
+        series = {label.format(cfg=cfg, band=band): col(c.format(cfg=cfg, band=band)) for label, c in p.series}
+        lines = tuple(float(config_value(cfg, k)) for k in p.lines)
+        note = next((why[k] for k in f.inputs if why.get(k)), p.note)
+        panels.append(FactorPanel(p.title.format(cfg=cfg, band=band), series, p.unit, lines, note))
+    return tuple(panels)
 
 
 def prepare(
@@ -233,7 +225,7 @@ def never_available(frame: pl.DataFrame, cfg: Config, statuses: Sequence[InputSt
     for f in cfg.detector.required:
         col = detector.condition_column(f, "distribution")
         if frame.height and frame.get_column(col).null_count() == frame.height:
-            why = "; ".join(notes[k] for k in detector.FACTORS[f].INPUTS if k in notes)
+            why = "; ".join(notes[k] for k in detector.FACTORS[f].inputs if k in notes)
             out.append(f"{f} ({why})")
     return tuple(out)
 

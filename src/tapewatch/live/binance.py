@@ -1,0 +1,178 @@
+"""Binance spot / USD-M live feed: combined streams, trades, and the depth sync.
+
+Messages go through the same parser as ``tapewatch import`` (:func:`binance_api.parse_ws_message`,
+:func:`binance_api.parse_rest`), so a live row equals an imported row (``local_ts`` is the local
+receive time of the live message; a spot snapshot, which carries no time, is stamped with it too).
+
+Depth, per Binance's "How to manage a local order book correctly" (rules in
+:mod:`tapewatch.book.rules`, decided by the same :func:`~tapewatch.book.rules.decide`): diffs are
+buffered until a REST snapshot (the venue's deepest limit) arrives; buffered diffs with
+``u <= lastUpdateId`` (USD-M: ``u < lastUpdateId``) are dropped; the first one applied must
+bridge the snapshot; after that a break in U/u (USD-M: ``pu``) is a gap: the book is discarded
+and a new snapshot fetched. Only the snapshot rows and the diffs applied in sync are stored as
+``book_delta``. REST 429 / 418 answers are retried after their ``Retry-After``; a snapshot
+that cannot bridge the buffered diffs (older than them) is fetched again after a backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from typing import Any
+
+import aiohttp
+
+from tapewatch.book import rules
+from tapewatch.live.connection import Backoff, FeedLog
+from tapewatch.live.endpoints import Endpoint
+from tapewatch.sources import binance_api
+from tapewatch.sources.messages import Context, MessageError, Rows, field, integer, symbol_of
+
+DEPTH_PATH = {"spot": "/api/v3/depth", "perp": "/fapi/v1/depth"}
+DEPTH_LIMIT = {"spot": 5000, "perp": 1000}  # the deepest snapshot each market serves
+
+
+@dataclass(frozen=True)
+class _Diff:
+    """A depth diff: first and last update id (U, u), USD-M's pu (NULL on spot), its parsed rows."""
+
+    first: int
+    last: int
+    prev: int
+    rows: Rows
+
+
+@dataclass
+class _Book:
+    """The sync state of one symbol's depth stream."""
+
+    state: int = rules.S_NONE
+    last: int = rules.NULL
+    buffer: list[_Diff] = dc_field(default_factory=list)
+    fetch: asyncio.Task[None] | None = None
+
+
+class BinanceFeed:
+    """One Binance market's combined streams (``streams`` such as ``btcusdt@depth@100ms``)."""
+
+    def __init__(self, market: str, streams: list[str], endpoint: Endpoint, session: aiohttp.ClientSession,
+                 rows: Rows, rest_backoff: Backoff | None = None) -> None:
+        self.market = market
+        self.streams = streams
+        self.endpoint = endpoint
+        self.session = session
+        self.rows = rows
+        self.rest_backoff = rest_backoff or Backoff()
+        self.code = rules.rule(rules.rule_for(binance_api.EXCHANGE, market)).code
+        self.books: dict[str, _Book] = {}
+        self.log = FeedLog()
+        # compile the rule now: a first compile inside the stream would stall it past stale_after
+        rules.decide(self.code, rules.S_NONE, rules.NULL, False, False, 0, 0, rules.NULL)
+
+    def url(self) -> str:
+        return f"{self.endpoint.websocket}/stream?streams={'/'.join(self.streams)}"
+
+    async def opened(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Binance streams are named in the URL: nothing to send."""
+
+    def closed(self) -> None:
+        """The stream broke: every book must be synced again from a new snapshot."""
+        for book in self.books.values():
+            if book.fetch is not None:
+                book.fetch.cancel()
+        self.books.clear()
+
+    def handle(self, text: str, recv_ns: int) -> None:
+        """One message, parsed whole before any row is kept; a malformed one is counted and
+        skipped (its reason kept), never fatal."""
+        parsed = Rows()
+        parsed.local_ts = recv_ns
+        try:
+            msg = json.loads(text)
+            binance_api.parse_ws_message(msg, Context(market=self.market, recv_ns=recv_ns), parsed)
+            data = msg.get("data") if isinstance(msg, dict) else None
+            if isinstance(data, dict) and data.get("e") == "depthUpdate":
+                diff = _Diff(integer(field(data, "U"), "U"), integer(field(data, "u"), "u"),
+                             rules.NULL if data.get("pu") is None else integer(data["pu"], "pu"), parsed)
+                self._diff(str(data["s"]), diff)
+            else:
+                self.rows.extend(parsed)
+        except ValueError as exc:
+            self.log.skip(self.market, text, f"bad JSON ({exc})")
+        except MessageError as exc:
+            self.log.skip(self.market, text, exc.reason)
+
+    def _diff(self, native: str, diff: _Diff) -> None:
+        book = self.books.setdefault(native, _Book())
+        if book.state == rules.S_NONE:
+            book.buffer.append(diff)
+            self._resync(native, book, 0)
+        else:
+            self._step(native, book, diff)
+
+    def _resync(self, native: str, book: _Book, attempt: int) -> None:
+        """Start the snapshot task unless one is running (it loops until the book syncs)."""
+        if book.fetch is None or book.fetch.done():
+            book.fetch = asyncio.get_running_loop().create_task(self._sync(native, book, attempt))
+
+    def _step(self, native: str, book: _Book, diff: _Diff) -> bool:
+        """Decide on one diff with the venue rule; False when it broke the sync (a gap)."""
+        action = rules.decide(self.code, book.state, book.last, False, False, diff.last, diff.first, diff.prev)
+        if action == rules.APPLY:
+            if book.state != rules.S_LIVE:
+                self.log.synced += 1
+            book.state, book.last = rules.S_LIVE, diff.last
+            self.rows.extend(diff.rows)
+        elif action == rules.GAP:
+            self.log.gaps += 1
+            book.state, book.last, book.buffer = rules.S_NONE, rules.NULL, [diff]
+            self._resync(native, book, 1)
+            return False
+        return True
+
+    async def _sync(self, native: str, book: _Book, attempt: int) -> None:
+        """Fetch snapshots (after a backoff from the second on) until one bridges the buffered diffs."""
+        while book.state == rules.S_NONE:
+            if attempt:
+                await asyncio.sleep(self.rest_backoff.delay(attempt - 1))
+            attempt += 1
+            fetched = await self._fetch(native)
+            if fetched is None:
+                continue
+            body, recv_ns = fetched
+            snapshot = Rows()
+            snapshot.local_ts = recv_ns
+            try:
+                ctx = Context(market=self.market, symbol=symbol_of(native), recv_ns=recv_ns)
+                binance_api.parse_rest(body, "depth", ctx, snapshot)
+                last = integer(field(body, "lastUpdateId"), "lastUpdateId")
+            except MessageError as exc:
+                self.log.skip(f"{self.market} depth snapshot", json.dumps(body), exc.reason)
+                continue
+            self.log.snapshots += 1
+            self.rows.extend(snapshot)
+            book.state, book.last = rules.S_AWAIT, last
+            pending, book.buffer = book.buffer, []
+            for i, diff in enumerate(pending):
+                if not self._step(native, book, diff):
+                    book.buffer = pending[i:]
+                    break
+
+    async def _fetch(self, native: str) -> tuple[dict[str, Any], int] | None:
+        """One snapshot request: (body, receive ns), or None on an error (429 / 418: after Retry-After)."""
+        url = f"{self.endpoint.rest}{DEPTH_PATH[self.market]}"
+        params = {"symbol": native, "limit": str(DEPTH_LIMIT[self.market])}
+        try:
+            async with self.session.get(url, params=params) as r:
+                if r.status in (418, 429):
+                    self.log.refused += 1
+                    await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
+                    return None
+                if r.status != 200:
+                    return None
+                return await r.json(content_type=None), time.time_ns()
+        except (aiohttp.ClientError, OSError, ValueError):
+            return None

@@ -1,0 +1,216 @@
+"""Captures read into a replay timeline: per feed, the messages the venue sent, in order.
+
+Two capture layouts are read (the same ones ``tapewatch import`` reads):
+
+* raw Binance websocket captures (hftbacktest's collectors): ``<local receive ns> <raw JSON>``
+  per line, combined-stream messages ``{"stream", "data"}`` plus the REST depth snapshot
+  (``{"lastUpdateId", ...}``) the collector fetched;
+* cryptofeed recordings: ``URL <-> TS`` opens a websocket connection whose ``TS: MSG`` lines
+  follow, ``URL -> TS: BODY`` is a REST response; Binance spot / USD-M and Coinbase Exchange.
+
+A feed is one venue and market (``binance``/``spot``, ``binance``/``perp``,
+``coinbase``/``spot``). Every message keeps its raw JSON text exactly as captured (it is sent
+byte for byte), its capture time (ns since the epoch, the recording machine's clock), its
+channel (the Binance stream name, or the Coinbase channel of its ``type``) and its product
+(the native symbol: ``BTCUSDT``, ``BTC-USD``; empty for messages of no product). Binance depth
+snapshots are kept per symbol with their position in the feed (how many of the feed's messages
+came before them), so the server can answer with the snapshot current at the replay point.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from tapewatch.errors import ImportFormatError
+from tapewatch.sources import binance_api
+from tapewatch.sources.base import RawFile
+from tapewatch.sources.messages import MessageError, seconds_text_ns, symbol_of
+from tapewatch.sources.recordings import _CONFIG, _EVENT, _MESSAGE, CryptofeedRecording, venue_of
+from tapewatch.sources.ws_capture import _LINE as _CAPTURE_LINE
+from tapewatch.sources.ws_capture import BinanceWsCapture, _content_market, _depth_symbol, _path_market
+from tapewatch.sources.tables import name_info
+
+# Coinbase Exchange message type -> the channel a client subscribes to for it
+_COINBASE_CHANNELS = {
+    "snapshot": "level2", "l2update": "level2", "ticker": "ticker", "match": "matches",
+    "last_match": "matches", "heartbeat": "heartbeat", "status": "status",
+}
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One venue and market: ``exchange`` (binance, coinbase) and ``market`` (spot, perp)."""
+
+    exchange: str
+    market: str
+
+    @property
+    def label(self) -> str:
+        """Human name: ``binance spot``, ``binance perp``, ``coinbase spot``."""
+        return f"{self.exchange} {self.market}"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One captured websocket message: ``ts`` in ns (capture clock), ``raw`` the JSON as sent."""
+
+    ts: int
+    channel: str
+    product: str
+    raw: str
+    source: int  # index of the file it came from: pacing never waits across files
+    is_depth: bool  # a sequenced book update (Binance depth diff, Coinbase l2update)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A captured Binance REST depth snapshot: ``after`` = feed messages captured before it."""
+
+    product: str
+    raw: str
+    after: int
+
+
+@dataclass
+class Timeline:
+    """The captures: per feed, its messages in capture order and its depth snapshots."""
+
+    messages: dict[Feed, list[Message]] = field(default_factory=dict)
+    snapshots: dict[Feed, list[Snapshot]] = field(default_factory=dict)
+
+    def add_message(self, feed: Feed, msg: Message) -> None:
+        self.messages.setdefault(feed, []).append(msg)
+
+    def add_snapshot(self, feed: Feed, product: str, raw: str) -> None:
+        after = len(self.messages.get(feed, []))
+        self.snapshots.setdefault(feed, []).append(Snapshot(product, raw, after))
+
+    def snapshot(self, feed: Feed, product: str, position: int) -> Snapshot | None:
+        """The last snapshot of ``product`` captured at or before ``position`` (feed messages
+        sent so far), else its first one; None when the captures hold none."""
+        mine = [s for s in self.snapshots.get(feed, []) if s.product == product]
+        if not mine:
+            return None
+        before = [s for s in mine if s.after <= position]
+        return before[-1] if before else mine[0]
+
+    @property
+    def feeds(self) -> list[Feed]:
+        """Every feed with messages or snapshots, in a stable order."""
+        return sorted(set(self.messages) | set(self.snapshots), key=lambda f: (f.exchange, f.market))
+
+
+def read_timeline(paths: Iterable[Path]) -> Timeline:
+    """Read capture files (raw Binance websocket captures, cryptofeed recordings) in order.
+
+    A file of another layout, or a malformed line, is an ImportFormatError naming file and line.
+    """
+    timeline = Timeline()
+    capture, recording = BinanceWsCapture(), CryptofeedRecording()
+    for source, path in enumerate(paths):
+        raw = RawFile(Path(path))
+        if capture.sniff(raw):
+            _read_ws_capture(raw, source, timeline)
+        elif recording.sniff(raw):
+            _read_recording(raw, source, timeline)
+        else:
+            raise ImportFormatError(raw.path, "not a capture the replay exchange serves (raw Binance websocket capture or cryptofeed recording)")
+    return timeline
+
+
+def _json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise MessageError(f"bad JSON in {what} ({exc})") from None
+
+
+def _binance_message(body: str, ts: int, source: int) -> Message:
+    msg = _json(body, "message")
+    if not isinstance(msg, dict) or not isinstance(msg.get("stream"), str) or not isinstance(msg.get("data"), dict):
+        raise MessageError("not a Binance combined-stream message {\"stream\": ..., \"data\": {...}}")
+    stream: str = msg["stream"]
+    return Message(ts, stream, stream.split("@", 1)[0].upper(), body, source, msg["data"].get("e") == "depthUpdate")
+
+
+def _read_ws_capture(raw: RawFile, source: int, timeline: Timeline) -> None:
+    text = raw.text()
+    market = _path_market(raw) or _content_market(text)
+    if market is None:
+        raise ImportFormatError(raw.path, "cannot tell spot from USD-M (no depth diffs, no spot/usdm in the path)")
+    feed = Feed(binance_api.EXCHANGE, market)
+    lineno = 0
+    try:
+        file_symbol = name_info(raw.path, raw.name).symbol or _depth_symbol(text)
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            m = _CAPTURE_LINE.match(line)
+            if m is None:
+                raise MessageError(f"not a capture line (<receive ns> <JSON>): {line[:60]!r}")
+            body = m.group(2)
+            if body.startswith('{"lastUpdateId"'):
+                if file_symbol is None:
+                    raise MessageError("a depth snapshot, but neither the file name nor a depth stream names its symbol")
+                timeline.add_snapshot(feed, _native(file_symbol), body)
+            else:
+                timeline.add_message(feed, _binance_message(body, int(m.group(1)), source))
+    except MessageError as exc:
+        raise ImportFormatError(raw.path, exc.reason, lineno or None) from None
+
+
+def _native(unified: str) -> str:
+    """Binance's native symbol of a unified one (``BTC/USDT`` -> ``BTCUSDT``)."""
+    return unified.replace("/", "").replace("-", "").upper()
+
+
+def _read_recording(raw: RawFile, source: int, timeline: Timeline) -> None:
+    feed: Feed | None = None
+    lineno = 0
+    try:
+        for lineno, line in enumerate(raw.text().splitlines(), start=1):
+            if not line.strip() or line.startswith(_CONFIG):
+                continue
+            if m := _MESSAGE.match(line):
+                if feed is None:
+                    raise MessageError("exchange message before any websocket connect line (URL <-> TS)")
+                ts = seconds_text_ns(m["ts"])
+                if feed.exchange == binance_api.EXCHANGE:
+                    timeline.add_message(feed, _binance_message(m["body"], ts, source))
+                else:
+                    timeline.add_message(feed, _coinbase_message(m["body"], ts, source))
+            elif m := _EVENT.match(line):
+                if m["dir"] == "<->":
+                    feed = Feed(*venue_of(m["url"]))
+                elif m["dir"] == "->":
+                    _recorded_rest(m["url"], m["body"] or "", timeline)
+            else:
+                raise MessageError(f"not a recording line: {line[:60]!r}")
+    except MessageError as exc:
+        raise ImportFormatError(raw.path, exc.reason, lineno or None) from None
+
+
+def _coinbase_message(body: str, ts: int, source: int) -> Message:
+    msg = _json(body, "message")
+    if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+        raise MessageError("not a Coinbase Exchange message (no \"type\")")
+    kind: str = msg["type"]
+    product = msg.get("product_id")
+    return Message(ts, _COINBASE_CHANNELS.get(kind, kind), product if isinstance(product, str) else "", body,
+                   source, kind == "l2update")
+
+
+def _recorded_rest(url: str, body: str, timeline: Timeline) -> None:
+    """A recorded Binance depth snapshot is kept; other REST responses are not served."""
+    exchange, market = venue_of(url)
+    if exchange != binance_api.EXCHANGE or binance_api.endpoint_kind(url) != "depth":
+        return
+    symbol = parse_qs(urlsplit(url).query).get("symbol", [""])[-1]
+    parsed = _json(body, "REST body")
+    if symbol and isinstance(parsed, dict) and "lastUpdateId" in parsed:
+        timeline.add_snapshot(Feed(exchange, market), _native(symbol_of(symbol)), body)
