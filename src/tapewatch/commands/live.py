@@ -67,7 +67,9 @@ def live_cmd(
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_main(runner, endpoints, duration))
     written = ", ".join(f"{n:,} {k}" for k, n in sorted(collector.written.items())) or "nothing"
-    _say(f"stopped: wrote {written} rows; {runner.bars_closed} bars closed, {len(runner.alerts)} alerts")
+    bars, alerts = runner.bars_closed, len(runner.alerts)
+    _say(f"stopped: wrote {written} rows; {bars} bar{'' if bars == 1 else 's'} closed, "
+         f"{alerts} alert{'' if alerts == 1 else 's'}")
 
 
 async def _main(runner: LiveRunner, endpoints: Endpoints, duration: float | None) -> None:
