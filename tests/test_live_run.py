@@ -101,6 +101,7 @@ def test_live_bars_equal_the_batch_signals_and_alerts(shared: Path, tmp_path: Pa
     assert opens == [LAST_CLOSED - 2 * STEP, LAST_CLOSED - STEP, LAST_CLOSED]
     batch = compute_signals(store, "BTC", "10s", None, LAST_CLOSED + STEP, runner.cfg).frame
     assert batch["ts"].dt.epoch("ns").to_list() == opens
+    assert live.columns == batch.columns
     diff = [c for c in live.columns if not live[c].equals(batch[c])]
     assert not diff, (diff, live.select(diff).to_dicts(), batch.select(diff).to_dicts())
     # book depth was derived live from the synced deltas of both books: the bars have it

@@ -15,7 +15,8 @@ from rich.markup import escape
 from tapewatch.alerts.deliver import RetryPolicy
 from tapewatch.alerts.secrets import load_webhooks
 from tapewatch.alerts.sinks import Dispatcher, LogSink
-from tapewatch.commands.common import DEFAULT_STORE_PATH, StoreOpt, console, err_console, friendly, resolve_config
+from tapewatch.commands.alerts import _warn
+from tapewatch.commands.common import DEFAULT_STORE_PATH, StoreOpt, console, friendly, resolve_config
 from tapewatch.commands.signals import ConfigOpt, SymbolOpt
 from tapewatch.live.collector import Collector
 from tapewatch.live.connection import ConnectionLog
@@ -28,10 +29,6 @@ from tapewatch.study.settings import load_settings
 
 def _say(line: str) -> None:
     console.print(escape(line), highlight=False, soft_wrap=True)
-
-
-def _warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
 
 
 @friendly
