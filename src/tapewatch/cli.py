@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tapewatch.commands import alerts, backfill, data, demo, replay, serve, signals, study
+from tapewatch.commands import alerts, backfill, data, demo, live, replay, serve, signals, study
 
 app = typer.Typer(
     name="tapewatch",
@@ -25,6 +25,7 @@ app.command("backtest")(study.backtest_cmd)
 app.command("report")(study.report_cmd)
 app.command("demo")(demo.demo_cmd)
 app.command("serve")(serve.serve_cmd)
+app.command("live")(live.live_cmd)
 app.command("replay-exchange")(replay.replay_exchange_cmd)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,7 +2,10 @@
 
 Messages go through the same parser as ``tapewatch import`` (:func:`binance_api.parse_ws_message`,
 :func:`binance_api.parse_rest`), so a live row equals an imported row (``local_ts`` is the local
-receive time of the live message; a spot snapshot, which carries no time, is stamped with it too).
+receive time of the live message). A spot snapshot carries no time: it is stamped with the venue
+clock at its receipt, the receive time shifted by the lag of the last depth diff (its event time
+``E`` minus its receive time), so that it falls among the diffs it syncs even when the feed is a
+replay of old traffic.
 
 Depth, per Binance's "How to manage a local order book correctly" (rules in
 :mod:`tapewatch.book.rules`, decided by the same :func:`~tapewatch.book.rules.decide`): diffs are
@@ -69,6 +72,7 @@ class BinanceFeed:
         self.code = rules.rule(rules.rule_for(binance_api.EXCHANGE, market)).code
         self.books: dict[str, _Book] = {}
         self.log = FeedLog()
+        self.lag = 0  # event time − receive time of the last depth diff, ns (the venue clock's offset)
         # compile the rule now: a first compile inside the stream would stall it past stale_after
         rules.decide(self.code, rules.S_NONE, rules.NULL, False, False, 0, 0, rules.NULL)
 
@@ -95,6 +99,7 @@ class BinanceFeed:
             binance_api.parse_ws_message(msg, Context(market=self.market, recv_ns=recv_ns), parsed)
             data = msg.get("data") if isinstance(msg, dict) else None
             if isinstance(data, dict) and data.get("e") == "depthUpdate":
+                self.lag = integer(field(data, "E"), "E") * 1_000_000 - recv_ns
                 diff = _Diff(integer(field(data, "U"), "U"), integer(field(data, "u"), "u"),
                              rules.NULL if data.get("pu") is None else integer(data["pu"], "pu"), parsed)
                 self._diff(str(data["s"]), diff)
@@ -146,7 +151,7 @@ class BinanceFeed:
             snapshot = Rows()
             snapshot.local_ts = recv_ns
             try:
-                ctx = Context(market=self.market, symbol=symbol_of(native), recv_ns=recv_ns)
+                ctx = Context(market=self.market, symbol=symbol_of(native), recv_ns=recv_ns + self.lag)
                 binance_api.parse_rest(body, "depth", ctx, snapshot)
                 last = integer(field(body, "lastUpdateId"), "lastUpdateId")
             except MessageError as exc:

@@ -9,6 +9,7 @@ thread so that the event loop keeps receiving meanwhile.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -31,28 +32,36 @@ class Collector:
     written: dict[str, int] = field(default_factory=dict)  # rows written so far, per kind
     _writing: asyncio.Future[None] | None = field(default=None, init=False, repr=False)
 
-    async def flush(self) -> None:
-        """Write the rows gathered since the last flush, one flush at a time. The write runs on
-        (shielded) when the caller is cancelled; the next flush waits for it."""
+    async def flush(self) -> list[Batch]:
+        """Write the rows gathered since the last flush, one flush at a time, and return them. The
+        write runs on (shielded) when the caller is cancelled; the next flush waits for it."""
         if self._writing is not None:
             await self._writing
-        self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, self.rows.take()))
+        batches = self.rows.take()
+        self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, batches))
         await asyncio.shield(self._writing)
+        return batches
 
     def _write(self, batches: list[Batch]) -> None:
         for b in batches:
             self.store.write(b.kind, b.rows)
             self.written[b.kind] = self.written.get(b.kind, 0) + b.rows.height
 
-    async def run(self, session: aiohttp.ClientSession, feeds: list[tuple[VenueFeed, ConnectionLog]]) -> None:
-        """Keep every feed connected and flush at the interval until cancelled; flush on the way out."""
+    async def run(self, session: aiohttp.ClientSession, feeds: list[tuple[VenueFeed, ConnectionLog]],
+                  after: Callable[[list[Batch]], Awaitable[None]] | None = None) -> None:
+        """Keep every feed connected and flush at the interval until cancelled, then call ``after``
+        with the rows written; flush (and call ``after``) once more on the way out."""
         tasks = [asyncio.create_task(run_connection(session, f, log, self.stale_after, self.backoff)) for f, log in feeds]
         try:
             while True:
                 await asyncio.sleep(self.flush_interval)
-                await self.flush()
+                written = await self.flush()
+                if after is not None:
+                    await after(written)
         finally:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await self.flush()
+            written = await self.flush()
+            if after is not None:
+                await after(written)

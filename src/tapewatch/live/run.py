@@ -1,0 +1,205 @@
+"""``tapewatch live``'s loop: collect, keep book depth, close bars with the batch code, raise alerts.
+
+The collector (:mod:`tapewatch.live.collector`) writes the rows received every flush interval;
+after each flush (and the last one, on the way out):
+
+1. book_depth is brought up to date for every book that got deltas
+   (:func:`tapewatch.book.derive.update_book`, resuming from its saved engine state);
+2. the venue clock moves on: the latest trade time plus the wall time since that trade arrived
+   (UTC ns; so a replay of old traffic runs on its own clock, and a silent market still closes bars);
+3. every bar of ``interval`` whose close lies ``grace`` seconds or more behind the venue clock is
+   closed: its signals are computed by :func:`~tapewatch.signals.compute.compute_signals` on the
+   stored data (the batch code over the session's bars so far, warm-up included, ``now`` = the
+   last close; the CVD columns so run from the session's first bar), its row goes through
+   :meth:`AlertEngine.on_bar`, and each alert is sent by :meth:`Dispatcher.emit` as its own task,
+   so a slow or failing webhook never delays collection. One status line per closed bar.
+
+There is no separate live formula: a bar's live row is the batch row of the same stored data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import polars as pl
+
+from tapewatch.alerts.alert import Alert
+from tapewatch.alerts.engine import AlertEngine
+from tapewatch.alerts.sinks import Dispatcher
+from tapewatch.book.derive import BookKey, merge_spans, touched_books, update_book
+from tapewatch.config import Config, MarketRef
+from tapewatch.display import fmt_number
+from tapewatch.errors import TapewatchError
+from tapewatch.live.binance import BinanceFeed
+from tapewatch.live.coinbase import CoinbaseFeed
+from tapewatch.live.collector import Collector
+from tapewatch.live.connection import ConnectionLog, VenueFeed
+from tapewatch.live.endpoints import Endpoints
+from tapewatch.signals.base import SIDES, ns_of
+from tapewatch.signals.compute import compute_signals
+from tapewatch.sources.base import Batch
+from tapewatch.study.settings import StudySettings
+from tapewatch.study.wiring import track_records
+from tapewatch.timeutil import interval_ns, ns_to_iso
+
+BINANCE_STREAMS = {"spot": ("depth@100ms", "trade"), "perp": ("depth@0ms", "trade")}
+COINBASE_CHANNELS = ["level2", "matches"]
+Say = Callable[[str], None]
+
+
+def markets(cfg: Config, base: str) -> list[MarketRef]:
+    """The markets the signals of ``base`` read (spot, perp, the premium venues, the book sources),
+    each once, in that order."""
+    refs = [cfg.markets.spot, cfg.markets.perp, cfg.premium.a, cfg.premium.b, *cfg.book.sources]
+    return list(dict.fromkeys(refs))
+
+
+def build_feeds(cfg: Config, base: str, endpoints: Endpoints, session: aiohttp.ClientSession,
+                collector: Collector, say: Say) -> list[VenueFeed]:
+    """One feed per venue market of :func:`markets` (Binance spot / USD-M, Coinbase Exchange spot);
+    a market of another venue is named in a line through ``say`` and not collected."""
+    binance: dict[str, list[str]] = {}
+    coinbase: list[str] = []
+    for ref in markets(cfg, base):
+        if ref.exchange == "binance" and ref.market in BINANCE_STREAMS:
+            native = f"{base}{ref.quote}".lower()
+            binance.setdefault(ref.market, []).extend(f"{native}@{s}" for s in BINANCE_STREAMS[ref.market])
+        elif ref.exchange == "coinbase" and ref.market == "spot":
+            coinbase.append(f"{base}-{ref.quote}".upper())
+        else:
+            say(f"not collected: {ref.describe(base)} (live collects Binance spot and USD-M, and Coinbase spot)")
+    feeds: list[VenueFeed] = [BinanceFeed(m, s, endpoints.of("binance", m), session, collector.rows)
+                              for m, s in binance.items()]
+    if coinbase:
+        feeds.append(CoinbaseFeed(coinbase, COINBASE_CHANNELS, endpoints.of("coinbase", "spot"), collector.rows))
+    return feeds
+
+
+@dataclass
+class LiveRunner:
+    """Collects ``base``'s markets into the collector's store and closes bars of ``interval``."""
+
+    collector: Collector
+    base: str
+    interval: str
+    cfg: Config
+    settings: StudySettings
+    dispatcher: Dispatcher
+    say: Say
+    grace: float = 2.0  # seconds the venue clock must be past a bar's close before it is closed
+    frames: list[pl.DataFrame] = field(default_factory=list)  # the signal rows of each closed bar
+    alerts: list[Alert] = field(default_factory=list)
+    skew: int | None = None  # max(trade time − receive time), ns: venue clock = wall clock + skew
+    next_bar: int | None = None  # open of the first bar not closed yet, UTC ns
+    first_bar: int | None = None  # open of the session's first bar (of its first trade), UTC ns
+    _sending: set[asyncio.Task[Any]] = field(default_factory=set)
+    _alert_session: aiohttp.ClientSession | None = None
+    engine: AlertEngine | None = None  # built on the context of the first signals computed
+    _closing: asyncio.Future[list[tuple[str, list[Alert]]]] | None = None
+
+    def __post_init__(self) -> None:
+        self.step = interval_ns(self.interval)
+
+    @property
+    def bars_closed(self) -> int:
+        """Bars closed so far."""
+        return sum(f.height for f in self.frames)
+
+    def clock(self, wall_ns: int) -> int | None:
+        """The venue clock at local time ``wall_ns`` (None before the first trade)."""
+        return None if self.skew is None else wall_ns + self.skew
+
+    async def run(self, feeds: list[tuple[VenueFeed, ConnectionLog]], session: aiohttp.ClientSession) -> None:
+        """Collect until cancelled; on the way out the last rows are flushed and processed, and the
+        alerts being sent are given up to the alert timeout to finish."""
+        async with aiohttp.ClientSession() as alert_session:
+            self._alert_session = alert_session
+            try:
+                await self.collector.run(session, feeds, self.after_flush)
+            finally:
+                if self._sending:
+                    await asyncio.wait(self._sending, timeout=self.cfg.alerts.timeout)
+
+    async def after_flush(self, batches: list[Batch]) -> None:
+        """Books, clock and bar closes after one flush (see the module docstring)."""
+        spans: dict[BookKey, tuple[int, int]] = {}
+        for b in batches:
+            if b.kind == "book_delta" and b.rows.height:
+                spans = merge_spans(spans, touched_books(b.rows))
+            elif b.kind == "trade" and b.rows.height:
+                self._move_clock(b.rows)
+        if spans:
+            await asyncio.to_thread(self._update_books, spans)
+        clock = self.clock(time.time_ns())
+        if clock is None or self.next_bar is None:
+            return
+        limit = clock - int(self.grace * 1e9)
+        end = limit - limit % self.step  # the close of the last bar closed by now
+        await self.close_bars(end)
+
+    def _move_clock(self, trades: pl.DataFrame) -> None:
+        ts = pl.col("ts").dt.epoch("ns") if trades.schema["ts"] != pl.Int64 else pl.col("ts")
+        got = trades.select((ts - pl.col("local_ts")).max().alias("skew"), ts.min().alias("first")).row(0)
+        self.skew = got[0] if self.skew is None else max(self.skew, got[0])
+        if self.next_bar is None:
+            self.next_bar = self.first_bar = got[1] - got[1] % self.step
+
+    def _update_books(self, spans: dict[BookKey, tuple[int, int]]) -> None:
+        for key in sorted(spans):
+            update_book(self.collector.store, key, spans[key][0])
+
+    async def close_bars(self, end: int) -> None:
+        """Close the bars opening from :attr:`next_bar` to ``end``: signals, status lines, alerts.
+        The work runs in a thread and is shielded: a cancel (Ctrl-C) lets it finish, and the
+        closing on the way out waits for it, so no bar is closed twice or half."""
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
+        if self.next_bar is None or end <= self.next_bar:
+            return
+        self._closing = asyncio.ensure_future(asyncio.to_thread(self._close, self.next_bar, end))
+        self._closing.add_done_callback(self._publish)
+        await asyncio.shield(self._closing)
+
+    def _close(self, start: int, end: int) -> list[tuple[str, list[Alert]]]:
+        """(In a thread) the signals of the bars in [start, end) and each bar's status line and alerts."""
+        self.next_bar = end
+        try:  # from the session's first bar: the range-cumulative columns (CVD) run over the session
+            sig = compute_signals(self.collector.store, self.base, self.interval, self.first_bar, end, self.cfg, end)
+        except TapewatchError as exc:
+            return [(f"{self.base} {self.interval} bars to {ns_to_iso(end)} UTC: no signals ({exc})", [])]
+        engine = self.engine = self.engine or AlertEngine(sig.context, self._record)
+        frame = sig.frame.filter(pl.col("ts").dt.epoch("ns") >= start)
+        out = [(self.status(row), engine.on_bar(row)) for row in frame.iter_rows(named=True)]
+        self.frames.append(frame)
+        return out
+
+    def _publish(self, done: asyncio.Future[list[tuple[str, list[Alert]]]]) -> None:
+        """(In the loop) print the closed bars' lines and send their alerts, each as its own task."""
+        if done.cancelled() or done.exception() is not None:
+            return
+        for line, alerts in done.result():
+            self.say(line)
+            for alert in alerts:
+                self.alerts.append(alert)
+                assert self._alert_session is not None
+                task = asyncio.create_task(self.dispatcher.emit(self._alert_session, alert))
+                self._sending.add(task)
+                task.add_done_callback(self._sending.discard)
+
+    def _record(self, side: str, ts: int) -> Any:
+        """The point-in-time track record of an event at bar ``ts`` (stored history before its close)."""
+        return track_records(self.collector.store, self.base, self.interval, self.cfg, self.settings,
+                             ts + self.step).at(side, ts)  # type: ignore[arg-type]
+
+    def status(self, row: dict[str, Any]) -> str:
+        """``BTC 10s bar 2024-08-08 23:54:20 closed · close 60,123.5 · distribution no · accumulation n/a``."""
+        ns = ns_of(row["ts"]) or 0
+        close = "n/a" if row.get("close") is None else fmt_number(row["close"])
+        sides = " · ".join(f"{s} {'n/a' if row.get(s) is None else ('yes' if row[s] else 'no')}" for s in SIDES)
+        written = ", ".join(f"{n:,} {k}" for k, n in sorted(self.collector.written.items()))
+        return f"{self.base} {self.interval} bar {ns_to_iso(ns)} closed · close {close} · {sides} · stored {written}"
