@@ -30,6 +30,12 @@ def unify(native: str) -> str:
     raise TapewatchError(f"cannot tell base and quote of symbol {native!r}; pass it as BASE/QUOTE")
 
 
+def native_symbol(symbol: str) -> str:
+    """Binance's spelling of a unified symbol: ``BTC/USDT`` → ``BTCUSDT`` (a ``:SETTLE`` suffix
+    dropped); the inverse of :func:`unify` for Binance."""
+    return symbol.split(":")[0].replace("/", "").replace("-", "").upper()
+
+
 def check_market(market: str) -> str:
     """Validate a market name (spot, perp or future)."""
     if market not in MARKETS:

@@ -41,6 +41,7 @@ from tapewatch.errors import TapewatchError
 from tapewatch.importer import import_paths
 from tapewatch.sources import Hints
 from tapewatch.store import NS_PER_DAY, Store
+from tapewatch.symbols import native_symbol
 from tapewatch.timeutil import interval_ns
 
 VENUE = "binance"
@@ -85,11 +86,6 @@ def ns_day(ns: int) -> date:
 def month_after(d: date) -> date:
     """First day of the month after ``d``'s."""
     return date(d.year + d.month // 12, d.month % 12 + 1, 1)
-
-
-def native_symbol(symbol: str) -> str:
-    """Binance's spelling of a unified symbol: ``BTC/USDT`` → ``BTCUSDT``."""
-    return symbol.split(":")[0].replace("/", "").replace("-", "").upper()
 
 
 @dataclass(frozen=True)

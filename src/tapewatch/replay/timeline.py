@@ -19,21 +19,19 @@ came before them), so the server can answer with the snapshot current at the rep
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tapewatch.errors import ImportFormatError
 from tapewatch.sources import binance_api
 from tapewatch.sources.base import RawFile
-from tapewatch.sources.messages import MessageError, seconds_text_ns, symbol_of
-from tapewatch.sources.recordings import _CONFIG, _EVENT, _MESSAGE, CryptofeedRecording, venue_of
-from tapewatch.sources.ws_capture import _LINE as _CAPTURE_LINE
-from tapewatch.sources.ws_capture import BinanceWsCapture, _content_market, _depth_symbol, _path_market
+from tapewatch.sources.messages import MessageError, json_message, symbol_of
+from tapewatch.sources.recordings import CryptofeedRecording, recording_lines, venue_of
+from tapewatch.sources.ws_capture import BinanceWsCapture, _content_market, _depth_symbol, _path_market, capture_lines
 from tapewatch.sources.tables import name_info
+from tapewatch.symbols import native_symbol
 
 # Coinbase Exchange message type -> the channel a client subscribes to for it
 _COINBASE_CHANNELS = {
@@ -123,15 +121,8 @@ def read_timeline(paths: Iterable[Path]) -> Timeline:
     return timeline
 
 
-def _json(text: str, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise MessageError(f"bad JSON in {what} ({exc})") from None
-
-
 def _binance_message(body: str, ts: int, source: int) -> Message:
-    msg = _json(body, "message")
+    msg = json_message(body, "message")
     if not isinstance(msg, dict) or not isinstance(msg.get("stream"), str) or not isinstance(msg.get("data"), dict):
         raise MessageError("not a Binance combined-stream message {\"stream\": ..., \"data\": {...}}")
     stream: str = msg["stream"]
@@ -147,56 +138,40 @@ def _read_ws_capture(raw: RawFile, source: int, timeline: Timeline) -> None:
     lineno = 0
     try:
         file_symbol = name_info(raw.path, raw.name).symbol or _depth_symbol(text)
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            m = _CAPTURE_LINE.match(line)
-            if m is None:
-                raise MessageError(f"not a capture line (<receive ns> <JSON>): {line[:60]!r}")
-            body = m.group(2)
+        for lineno, recv_ns, body in capture_lines(raw, text):
             if body.startswith('{"lastUpdateId"'):
                 if file_symbol is None:
                     raise MessageError("a depth snapshot, but neither the file name nor a depth stream names its symbol")
-                timeline.add_snapshot(feed, _native(file_symbol), body)
+                timeline.add_snapshot(feed, native_symbol(file_symbol), body)
             else:
-                timeline.add_message(feed, _binance_message(body, int(m.group(1)), source))
+                timeline.add_message(feed, _binance_message(body, recv_ns, source))
     except MessageError as exc:
         raise ImportFormatError(raw.path, exc.reason, lineno or None) from None
-
-
-def _native(unified: str) -> str:
-    """Binance's native symbol of a unified one (``BTC/USDT`` -> ``BTCUSDT``)."""
-    return unified.replace("/", "").replace("-", "").upper()
 
 
 def _read_recording(raw: RawFile, source: int, timeline: Timeline) -> None:
     feed: Feed | None = None
     lineno = 0
     try:
-        for lineno, line in enumerate(raw.text().splitlines(), start=1):
-            if not line.strip() or line.startswith(_CONFIG):
-                continue
-            if m := _MESSAGE.match(line):
+        for lineno, rec in recording_lines(raw):
+            if rec.url is None:
                 if feed is None:
                     raise MessageError("exchange message before any websocket connect line (URL <-> TS)")
-                ts = seconds_text_ns(m["ts"])
+                body = rec.body or ""  # a message line always has its body
                 if feed.exchange == binance_api.EXCHANGE:
-                    timeline.add_message(feed, _binance_message(m["body"], ts, source))
+                    timeline.add_message(feed, _binance_message(body, rec.ts, source))
                 else:
-                    timeline.add_message(feed, _coinbase_message(m["body"], ts, source))
-            elif m := _EVENT.match(line):
-                if m["dir"] == "<->":
-                    feed = Feed(*venue_of(m["url"]))
-                elif m["dir"] == "->":
-                    _recorded_rest(m["url"], m["body"] or "", timeline)
-            else:
-                raise MessageError(f"not a recording line: {line[:60]!r}")
+                    timeline.add_message(feed, _coinbase_message(body, rec.ts, source))
+            elif rec.direction == "<->":
+                feed = Feed(*venue_of(rec.url))
+            elif rec.direction == "->":
+                _recorded_rest(rec.url, rec.body or "", timeline)
     except MessageError as exc:
         raise ImportFormatError(raw.path, exc.reason, lineno or None) from None
 
 
 def _coinbase_message(body: str, ts: int, source: int) -> Message:
-    msg = _json(body, "message")
+    msg = json_message(body, "message")
     if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
         raise MessageError("not a Coinbase Exchange message (no \"type\")")
     kind: str = msg["type"]
@@ -211,6 +186,6 @@ def _recorded_rest(url: str, body: str, timeline: Timeline) -> None:
     if exchange != binance_api.EXCHANGE or binance_api.endpoint_kind(url) != "depth":
         return
     symbol = parse_qs(urlsplit(url).query).get("symbol", [""])[-1]
-    parsed = _json(body, "REST body")
+    parsed = json_message(body, "REST")
     if symbol and isinstance(parsed, dict) and "lastUpdateId" in parsed:
-        timeline.add_snapshot(Feed(exchange, market), _native(symbol_of(symbol)), body)
+        timeline.add_snapshot(Feed(exchange, market), native_symbol(symbol_of(symbol)), body)

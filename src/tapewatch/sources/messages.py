@@ -41,6 +41,17 @@ class MessageError(Exception):
         self.row = row
 
 
+def json_message(text: str | None, what: str) -> Any:
+    """The JSON value of one message or REST body found in a line of a capture or recording;
+    MessageError when the line has no body or the body is not JSON."""
+    if text is None:
+        raise MessageError(f"{what} line without a body")
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise MessageError(f"bad JSON ({exc})") from None
+
+
 # -- collecting rows ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Key:

@@ -23,13 +23,14 @@ shape) is an ImportFormatError naming its line; nothing of the file is imported 
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field as dc_field, replace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tapewatch.sources import binance_api, coinbase
+from tapewatch.errors import ImportFormatError
 from tapewatch.sources.base import Batch, Format, Hints, RawFile
 from tapewatch.sources.messages import (
     Context,
@@ -37,6 +38,7 @@ from tapewatch.sources.messages import (
     Rows,
     interval_text,
     integer,
+    json_message,
     located,
     seconds_text_ns,
     symbol_of,
@@ -60,13 +62,30 @@ def venue_of(url: str) -> tuple[str, str]:
     )
 
 
-def _json(text: str | None, what: str) -> Any:
-    if text is None:
-        raise MessageError(f"{what} line without a body")
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise MessageError(f"bad JSON ({exc})") from None
+@dataclass(frozen=True)
+class RecordingLine:
+    """One line of a recording. ``url`` is None for ``TS: MSG`` (a message of the open websocket
+    connection); otherwise ``direction`` is ``<->`` (a connection opens), ``->`` (a REST
+    response) or ``<-`` (what the client sent). ``ts`` is the recording machine's time, UTC ns."""
+
+    ts: int
+    body: str | None
+    url: str | None = None
+    direction: str | None = None
+
+
+def recording_lines(raw: RawFile) -> Iterator[tuple[int, RecordingLine]]:
+    """``(line number, line)`` for every line of a recording but blank and configuration lines;
+    a line of no recording shape is an ImportFormatError naming it."""
+    for lineno, line in enumerate(raw.text().splitlines(), start=1):
+        if not line.strip() or line.startswith(_CONFIG):
+            continue
+        if m := _MESSAGE.match(line):
+            yield lineno, RecordingLine(seconds_text_ns(m["ts"]), m["body"])
+        elif m := _EVENT.match(line):
+            yield lineno, RecordingLine(seconds_text_ns(m["ts"]), m["body"], m["url"], m["dir"])
+        else:
+            raise ImportFormatError(raw.path, f"not a recording line: {line[:60]!r}", lineno)
 
 
 @dataclass
@@ -95,29 +114,23 @@ class CryptofeedRecording:
         conn: _Connection | None = None
         lineno = 0
         try:
-            for lineno, line in enumerate(raw.text().splitlines(), start=1):
-                if not line.strip() or line.startswith(_CONFIG):
-                    continue
-                if m := _MESSAGE.match(line):
+            for lineno, rec in recording_lines(raw):
+                if rec.url is None:
                     if conn is None:
                         raise MessageError("exchange message before any websocket connect line (URL <-> TS)")
-                    ctx = replace(base, market=conn.market, recv_ns=seconds_text_ns(m["ts"]))
-                    msg = _json(m["body"], "message")
+                    ctx = replace(base, market=conn.market, recv_ns=rec.ts)
+                    msg = json_message(rec.body, "message")
                     if conn.exchange == binance_api.EXCHANGE:
                         binance_api.parse_ws_message(msg, ctx, rows)
                     else:
                         coinbase.parse_feed_message(msg, ctx, rows, conn.feed)
-                elif m := _EVENT.match(line):
-                    recv_ns = seconds_text_ns(m["ts"])
-                    if m["dir"] == "<->":
-                        if conn is not None:
-                            conn.feed.finish()
-                        conn = _Connection(*venue_of(m["url"]))
-                    elif m["dir"] == "->":
-                        self._rest(m["url"], _json(m["body"], "REST"), replace(base, recv_ns=recv_ns), rows)
-                    # "<-": what the client sent; nothing to import
-                else:
-                    raise MessageError(f"not a recording line: {line[:60]!r}")
+                elif rec.direction == "<->":
+                    if conn is not None:
+                        conn.feed.finish()
+                    conn = _Connection(*venue_of(rec.url))
+                elif rec.direction == "->":
+                    self._rest(rec.url, json_message(rec.body, "REST"), replace(base, recv_ns=rec.ts), rows)
+                # "<-": what the client sent; nothing to import
             lineno = 0
             if conn is not None:
                 conn.feed.finish()

@@ -20,19 +20,31 @@ A flag that contradicts what the path or content says is an error naming both.
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Iterator
 from dataclasses import replace
 
 from tapewatch.errors import ImportFormatError
 from tapewatch.sources import binance_api
 from tapewatch.sources.base import Batch, Format, Hints, RawFile, agree, with_exchange
-from tapewatch.sources.messages import Context, MessageError, Rows, located, symbol_of
+from tapewatch.sources.messages import Context, MessageError, Rows, json_message, located, symbol_of
 from tapewatch.sources.tables import name_info
 
 _LINE = re.compile(r"^(\d{16,19}) (\{.*)$")
 _DEPTH_STREAM = re.compile(r'"stream":\s*"([a-z0-9]+)@depth')
 _PERP_WORDS = {"usdm", "um", "futures", "future", "perp", "perpetual", "fapi"}
+
+
+def capture_lines(raw: RawFile, text: str) -> Iterator[tuple[int, int, str]]:
+    """``(line number, local receive ns, raw JSON text)`` of every non-empty line of a capture
+    (``text`` is ``raw``'s content); a line of another shape is an ImportFormatError naming it."""
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        m = _LINE.match(line)
+        if m is None:
+            raise ImportFormatError(raw.path, f"not a capture line (<receive ns> <JSON>): {line[:60]!r}", lineno)
+        yield lineno, int(m.group(1)), m.group(2)
 
 
 def _path_market(raw: RawFile) -> str | None:
@@ -90,17 +102,8 @@ class BinanceWsCapture:
         rows = Rows()
         lineno = 0
         try:
-            for lineno, line in enumerate(text.splitlines(), start=1):
-                if not line.strip():
-                    continue
-                m = _LINE.match(line)
-                if m is None:
-                    raise MessageError(f"not a capture line (<receive ns> <JSON>): {line[:60]!r}")
-                recv_ns = int(m.group(1))
-                try:
-                    msg = json.loads(m.group(2))
-                except ValueError as exc:
-                    raise MessageError(f"bad JSON ({exc})") from None
+            for lineno, recv_ns, body in capture_lines(raw, text):
+                msg = json_message(body, "message")
                 rows.local_ts = recv_ns
                 ctx = replace(base, recv_ns=recv_ns)
                 if isinstance(msg, dict) and "lastUpdateId" in msg and "stream" not in msg:
