@@ -14,7 +14,7 @@ from tapewatch.alerts.batch import batch_alerts
 from tapewatch.alerts.deliver import RetryPolicy
 from tapewatch.alerts.secrets import load_webhooks
 from tapewatch.alerts.sinks import Dispatcher, LogSink
-from tapewatch.commands.common import DEFAULT_STORE_PATH, EndOpt, StoreOpt, console, err_console, friendly, resolve_config
+from tapewatch.commands.common import DEFAULT_STORE_PATH, EndOpt, StoreOpt, console, friendly, resolve_config, warn
 from tapewatch.commands.signals import ConfigOpt, IntervalOpt, SymbolOpt
 from tapewatch.config import Config, duration_ns
 from tapewatch.errors import TapewatchError
@@ -26,10 +26,6 @@ from tapewatch.timeutil import interval_ns, ns_to_iso, parse_time
 
 SinceOpt = Annotated[str, typer.Option(
     "--since", help="First bar: UTC ISO-8601 (2025-01-01), or a span back from the end of the stored data (7d, 12h).")]
-
-
-def _warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
 
 
 @friendly
@@ -70,7 +66,7 @@ def alerts_cmd(
         console.print(f"dry run: {_count(len(fresh))}; nothing written or sent (log: {a.log or 'off'}; "
                       f"webhooks: {escape(names)})", highlight=False)
         return
-    dispatcher = Dispatcher(console if a.console else None, log, webhooks, RetryPolicy.of(a), _warn)
+    dispatcher = Dispatcher(console if a.console else None, log, webhooks, RetryPolicy.of(a), warn)
     results = asyncio.run(dispatcher.send(fresh))
     failed = sum(not d.ok for d in results)
     repeat = f"; {len(alerts) - len(fresh)} already in the log, not sent again" if len(fresh) < len(alerts) else ""

@@ -54,6 +54,11 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def warn(message: str) -> None:
+    """One yellow ``warning:`` line on stderr (the message escaped, so brackets stay)."""
+    err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+
+
 def friendly(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn TapewatchError into one red line on stderr and exit code 1, instead of a traceback."""
 

@@ -15,8 +15,7 @@ from rich.markup import escape
 from tapewatch.alerts.deliver import RetryPolicy
 from tapewatch.alerts.secrets import load_webhooks
 from tapewatch.alerts.sinks import Dispatcher, LogSink
-from tapewatch.commands.alerts import _warn
-from tapewatch.commands.common import DEFAULT_STORE_PATH, StoreOpt, console, friendly, resolve_config
+from tapewatch.commands.common import DEFAULT_STORE_PATH, StoreOpt, console, friendly, resolve_config, warn
 from tapewatch.commands.signals import ConfigOpt, SymbolOpt
 from tapewatch.live.collector import Collector
 from tapewatch.live.connection import ConnectionLog
@@ -57,7 +56,7 @@ def live_cmd(
     a = cfg.alerts
     log = LogSink(store / Path(a.log).expanduser()) if a.log else None
     dispatcher = Dispatcher(console if a.console else None, log, load_webhooks(a, base=path.parent if path else None),
-                            RetryPolicy.of(a), _warn)
+                            RetryPolicy.of(a), warn)
     collector = Collector(open_store(store), flush_interval=flush)
     runner = LiveRunner(collector, base, interval, cfg, settings, dispatcher, _say, grace)
     _say(f"config: {source} · {base} {interval} bars · store {store} · Ctrl-C to stop")

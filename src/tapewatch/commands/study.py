@@ -21,10 +21,10 @@ from tapewatch.names import base_name, interval_name
 from tapewatch.report import write_report
 from tapewatch.store import open_store
 from tapewatch.study.result import PeriodStats, StudyResult, p_text, pct, pct_range, sweep_summary
-from tapewatch.study.run import Study, run_study
+from tapewatch.study.run import Study
 from tapewatch.study.settings import load_settings
 from tapewatch.study.sweep import load_grid
-from tapewatch.study.wiring import DetectorStudy, explain_events, prepare
+from tapewatch.study.wiring import DetectorStudy, explain_events, prepare, study_detector
 from tapewatch.timeutil import parse_time
 
 SymbolOpt = Annotated[str, typer.Option("--symbol", help="Base asset, e.g. BTC (markets are set in the config).")]
@@ -55,29 +55,7 @@ def _run(store: Path, symbol: str, interval: str | None, start: str | None, end:
             f"the detector could not tell on any of the {len(ds.bars):,} {interval} bars of {ds.base}: required "
             f"{', '.join(ds.blocked)}; choose an --interval (or --start/--end) where these inputs exist "
             "(tapewatch status lists them) or a config whose detector.required leaves them out")
-    study = run_study(ds.bars, ds.event_fn, settings, ds.cooldown_ns, grid, seed, _inputs(ds, cfg, source, sweep))
-    return ds, _with_unknown(study, ds), cfg
-
-
-def _with_unknown(study: Study, ds: DetectorStudy) -> Study:
-    """Add to the verdict, per side, on how many bars the detector could not tell (inputs missing)."""
-    extra = tuple(
-        f"{side}: the detector could not tell on {n:,} of {len(ds.bars):,} bars (a required input is missing "
-        "there; see missing inputs); those bars count as not fired"
-        for side, n in ds.unknown.items() if n
-    )
-    if not extra:
-        return study
-    return dataclasses.replace(study, result=dataclasses.replace(study.result, verdict=study.result.verdict + extra))
-
-
-def _inputs(ds: DetectorStudy, cfg: Config, config: str, sweep: Path | None) -> dict[str, object]:
-    """What the result records about where its inputs came from (``config``: the file used, or
-    "defaults") and the detector rule of the base configuration."""
-    return {"symbol": ds.base, "config": config, "grid": str(sweep) if sweep else None,
-            "detector": policy_text(cfg),
-            "missing_inputs": list(ds.missing), "detector_unknown_bars": ds.unknown,
-            "inert_settings": list(ds.warnings)}
+    return ds, study_detector(ds, cfg, settings, grid, seed, source, sweep), cfg
 
 
 def print_result(result: StudyResult) -> None:
@@ -180,8 +158,7 @@ def demo_section(
     if reps is not None:
         settings = dataclasses.replace(settings, reps=reps)
     ds = prepare(open_store(store), symbol, interval, start, end, cfg)
-    study = _with_unknown(run_study(ds.bars, ds.event_fn, settings, ds.cooldown_ns, [{}], None,
-                                    _inputs(ds, cfg, str(config) if config else "defaults", None)), ds)
+    study = study_detector(ds, cfg, settings, [{}], None, str(config) if config else "defaults")
     console.print(f"detector: {escape(policy_text(cfg))}", highlight=False)
     print_result(study.result)
     res = write_report(study, out, ds.factors, title=f"tapewatch demo · {ds.base} {interval} event study",

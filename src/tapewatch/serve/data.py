@@ -26,7 +26,6 @@ import polars as pl
 from plotly.utils import PlotlyJSONEncoder
 
 from tapewatch.commands.common import resolve_config
-from tapewatch.commands.study import _inputs, _with_unknown
 from tapewatch.config import Config
 from tapewatch.errors import TapewatchError
 from tapewatch.names import base_name, interval_name
@@ -34,9 +33,9 @@ from tapewatch.report import FactorPanel, header_lines, hits_figure, market_figu
 from tapewatch.scan import scan
 from tapewatch.store import Store
 from tapewatch.study.forward import format_duration
-from tapewatch.study.run import Study, run_study
+from tapewatch.study.run import Study
 from tapewatch.study.settings import StudySettings, load_settings
-from tapewatch.study.wiring import DetectorStudy, explain_events, prepare, track_records
+from tapewatch.study.wiring import DetectorStudy, explain_events, prepare, study_detector, track_records
 from tapewatch.timeutil import ns_to_iso, parse_time
 
 T = TypeVar("T")
@@ -251,9 +250,7 @@ class Dashboard:
     def _study(self, v: View) -> tuple[Study, DetectorStudy]:
         cfg, settings = self.config()
         ds = prepare(self.store, v.base, v.interval, v.start, v.end, cfg)
-        study = run_study(ds.bars, ds.event_fn, settings, ds.cooldown_ns, [{}], None,
-                          _inputs(ds, cfg, self.config_source, None))
-        return _with_unknown(study, ds), ds
+        return study_detector(ds, cfg, settings, [{}], None, self.config_source), ds
 
     def market(self, v: View) -> dict[str, Any]:
         """The market figure (price with events, one row per factor) as Plotly JSON, and the

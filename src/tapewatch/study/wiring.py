@@ -23,6 +23,7 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,7 @@ from tapewatch.signals.registry import FACTORS, used_inputs, warmup_bars
 from tapewatch.signals.spec import FactorSpec, band_tag, config_value
 from tapewatch.store import Store
 from tapewatch.study.forward import PriceBars
-from tapewatch.study.run import TrackRecords, track_record
+from tapewatch.study.run import Study, TrackRecords, run_study, track_record
 from tapewatch.study.settings import StudySettings
 from tapewatch.study.sweep import EventFn, Params
 from tapewatch.signals.base import Context
@@ -266,3 +267,24 @@ def track_records(store: Store, symbol: str, interval: str, cfg: Config, setting
     ds = prepare(store, symbol, interval, None, end, cfg)
     fired = ds.event_fn({})
     return track_record(ds.bars, fired, settings, ds.cooldown_ns({}))
+
+
+def study_detector(ds: DetectorStudy, cfg: Config, settings: StudySettings, grid: Sequence[Params],
+                   seed: int | None, config: str, sweep: Path | None = None) -> Study:
+    """The event study of prepared detector inputs, as ``backtest``, the demo and the dashboard
+    run it: ``run_study`` over ``grid`` with the result's ``inputs`` recording where they came
+    from (``config``: the file used, or "defaults"; ``sweep``: the grid file), and the verdict
+    saying, per side, on how many bars the detector could not tell."""
+    inputs = {"symbol": ds.base, "config": config, "grid": str(sweep) if sweep else None,
+              "detector": detector.policy_text(cfg),
+              "missing_inputs": list(ds.missing), "detector_unknown_bars": ds.unknown,
+              "inert_settings": list(ds.warnings)}
+    study = run_study(ds.bars, ds.event_fn, settings, ds.cooldown_ns, grid, seed, inputs)
+    extra = tuple(
+        f"{side}: the detector could not tell on {n:,} of {len(ds.bars):,} bars (a required input is missing "
+        "there; see missing inputs); those bars count as not fired"
+        for side, n in ds.unknown.items() if n
+    )
+    if not extra:
+        return study
+    return dataclasses.replace(study, result=dataclasses.replace(study.result, verdict=study.result.verdict + extra))
