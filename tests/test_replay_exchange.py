@@ -321,3 +321,25 @@ def test_server_pings_and_closes_a_socket_that_never_pongs(shared: Path) -> None
             await ex.stop()
 
     asyncio.run(main())
+
+
+def test_raw_streams_after_subscribe_as_binance_documents(shared: Path) -> None:
+    messages, _ = capture_lines(shared / SPOT)
+    wanted = [json.loads(m)["data"] for m in messages if stream_of(m) in ("btcusdt@depth@100ms", "btcusdt@trade")]
+
+    async def scenario(ex: ReplayExchange, s: aiohttp.ClientSession) -> None:
+        async with s.ws_connect(f"{ex.base_url(SPOT_FEED, 'ws')}/ws") as ws:
+            await ws.send_str('{"method":"SUBSCRIBE","params":["btcusdt@depth@100ms","btcusdt@trade"],"id":7}')
+            got = await receive(ws, 1 + len(wanted))
+            assert got[0] == '{"result":null,"id":7}'
+            assert [json.loads(g) for g in got[1:]] == wanted  # the payloads alone, in capture order
+            assert all(f'"data":{g}}}' in m for g, m in zip(got[1:], [m for m in messages if stream_of(m) != "btcusdt@bookTicker"]))
+            await ws.send_str('{"method":"LIST_SUBSCRIPTIONS","id":8}')
+            assert json.loads((await receive(ws, 1))[0]) == {"result": ["btcusdt@depth@100ms", "btcusdt@trade"], "id": 8}
+            await ws.send_str('{"method":"PING","id":9}')
+            error = json.loads((await receive(ws, 1))[0])
+            assert error["code"] == 2 and error["id"] == 9 and error["msg"].startswith("Invalid request")
+            await ws.send_str("not json")
+            assert json.loads((await receive(ws, 1))[0])["code"] == 3
+
+    run(scenario, [shared / SPOT])

@@ -5,7 +5,8 @@ Each feed is served under its own path prefix on one host and port (base URLs ar
 
 * Binance spot ``/binance-spot``, USD-M ``/binance-usdm``: websocket
   ``{base}/stream?streams=btcusdt@depth@100ms/btcusdt@trade`` sends the captured combined-stream
-  messages ``{"stream": ..., "data": ...}`` of the streams asked for, exactly as captured; REST
+  messages ``{"stream": ..., "data": ...}`` of the streams asked for, exactly as captured
+  (``{base}/ws`` serves raw streams after a SUBSCRIBE, see :mod:`~tapewatch.replay.raw_streams`); REST
   ``GET {base}/api/v3/depth?symbol=BTCUSDT&limit=N`` (spot) and ``{base}/fapi/v1/depth`` (USD-M)
   answer with the captured depth snapshot current at the replay point (the body as captured;
   cut to ``limit`` levels a side when ``limit`` is smaller);
@@ -31,6 +32,7 @@ from aiohttp import WSMsgType, web
 
 from tapewatch.replay.faults import REST_ERRORS, Faults
 from tapewatch.replay.pump import Client, FeedPump
+from tapewatch.replay.raw_streams import raw_stream_handler
 from tapewatch.replay.timeline import Feed, Message, Timeline
 
 PREFIXES = {Feed("binance", "spot"): "/binance-spot", Feed("binance", "perp"): "/binance-usdm", Feed("coinbase", "spot"): "/coinbase"}
@@ -68,6 +70,7 @@ class ReplayExchange:
             prefix = PREFIXES[feed]
             if feed.exchange == "binance":
                 app.router.add_get(prefix + "/stream", self._binance_ws(feed))
+                app.router.add_get(prefix + "/ws{tail:(/.*)?}", raw_stream_handler(lambda f=feed: self.pumps[f], self.ping_interval))
                 app.router.add_get(prefix + DEPTH_PATHS[feed.market], self._binance_depth(feed))
             else:
                 app.router.add_get(prefix, self._coinbase_ws(feed))
