@@ -237,7 +237,7 @@ def test_a_malformed_message_is_counted_and_skipped(shared: Path) -> None:
             feed = BinanceFeed("spot", STREAMS["spot"], Endpoint("ws://127.0.0.1:9", "http://127.0.0.1:9"), session, rows)
             for n, text in enumerate(["{not json", json.dumps(bad_price), json.dumps(no_first_id), json.dumps(trade)]):
                 feed.handle(text, n)
-            return feed, rows.take()
+            return feed, rows.detach().batches()
 
     feed, batches = asyncio.run(main())
     assert feed.log.malformed == 3 and not feed.books

@@ -30,22 +30,23 @@ class Collector:
     backoff: Backoff = field(default_factory=Backoff)
     rows: Rows = field(default_factory=Rows)
     written: dict[str, int] = field(default_factory=dict)  # rows written so far, per kind
-    _writing: asyncio.Future[None] | None = field(default=None, init=False, repr=False)
+    _writing: asyncio.Future[list[Batch]] | None = field(default=None, init=False, repr=False)
 
     async def flush(self) -> list[Batch]:
         """Write the rows gathered since the last flush, one flush at a time, and return them. The
-        write runs on (shielded) when the caller is cancelled; the next flush waits for it."""
+        write runs on (shielded) when the caller is cancelled; the next flush waits for it. Only
+        taking the rows runs in the event loop: their frames are built in the worker thread too."""
         if self._writing is not None:
             await self._writing
-        batches = self.rows.take()
-        self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, batches))
-        await asyncio.shield(self._writing)
-        return batches
+        self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, self.rows.detach()))
+        return await asyncio.shield(self._writing)
 
-    def _write(self, batches: list[Batch]) -> None:
+    def _write(self, rows: Rows) -> list[Batch]:
+        batches = rows.batches()
         for b in batches:
             self.store.write(b.kind, b.rows)
             self.written[b.kind] = self.written.get(b.kind, 0) + b.rows.height
+        return batches
 
     async def run(self, session: aiohttp.ClientSession, feeds: list[tuple[VenueFeed, ConnectionLog]],
                   after: Callable[[list[Batch]], Awaitable[None]] | None = None) -> None:

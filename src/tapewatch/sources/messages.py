@@ -88,7 +88,8 @@ class Rows:
             schema["ts"] = pl.Int64
             if "local_ts" in schema:
                 schema["local_ts"] = pl.Int64
-            df = pl.DataFrame([[r.get(c) for c in schema] for r in rows], schema=schema, orient="row")
+            # column by column: several times faster than orient="row" (a live flush builds these)
+            df = pl.DataFrame({c: [r.get(c) for r in rows] for c in schema}, schema=schema)
             out.append(Batch(kind, df))
         return out
 
@@ -97,10 +98,11 @@ class Rows:
         for kind, rows in other._rows.items():
             self._rows.setdefault(kind, []).extend(rows)
 
-    def take(self) -> list[Batch]:
-        """:meth:`batches`, and start empty again (a live collector's flush)."""
-        out = self.batches()
-        self._rows.clear()
+    def detach(self) -> Rows:
+        """The rows gathered so far, as a new :class:`Rows`; this one starts empty again. O(1): a
+        live collector takes them in its event loop and builds their frames in a worker thread."""
+        out = Rows()
+        out._rows, self._rows = self._rows, {}
         return out
 
 
