@@ -419,7 +419,11 @@ def run_pair(client: str, speed: float, seconds: float, loops: int, interval: st
                 break
         wall = time.monotonic() - t0
         time.sleep(2.5)  # the last flush and bar close
-        out, _ = child.communicate("stop\n", timeout=300)
+        try:
+            out, _ = child.communicate("stop\n", timeout=900)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            sys.exit(f"the {client} client did not stop within 900 s of the replay's end (its last flush); killed")
         done.set()
         sampler.join()
     finally:
@@ -503,11 +507,16 @@ def memory_section(args: argparse.Namespace) -> None:
         slope = float(np.polyfit(np.arange(len(later)), later, 1)[0])
         growing = slope > 1.0 and later[-1] - later[0] > 0.05 * later[0]
         print(f"  trend after the first loop: {slope:+.1f} MiB a loop ({'growing' if growing else 'flat'})")
-    sig = r["steps"]["signals"]
-    if len(sig) >= 4:
-        q = len(sig) // 4
-        print(f"  signals at a bar close (session so far is recomputed): first quarter of the bars median "
-              f"{np.median(sig[:q]) / 1e6:.0f} ms, last quarter {np.median(sig[-q:]) / 1e6:.0f} ms")
+    quarters = {"write": "rows → frames → store per flush", "book": "book_depth update per flush",
+                "signals": "signals at a bar close (from the session's first bar)"}
+    for k, label in quarters.items():
+        v = r["steps"][k][1:]
+        if len(v) >= 8:
+            q = len(v) // 4
+            print(f"  {label}: median {np.median(v[:q]) / 1e6:.0f} ms in the first quarter of the run, "
+                  f"{np.median(v[-q:]) / 1e6:.0f} ms in the last ({len(v)} calls)")
+    print("  (the store merges each flush into its day's partition file, read and rewritten whole: the write grows\n"
+          "   with the day's rows; the bar-close signals are recomputed over the session so far)")
 
 
 def main() -> None:
@@ -517,7 +526,7 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="replay the whole capture at 1x too (about 6 minutes a client)")
     ap.add_argument("--interval", default="10s", help="bar interval of the live runner (default 10s: several bar closes)")
     ap.add_argument("--memory-loops", type=int, default=10, help="loops of the 6-minute capture (default 10 = 1 h)")
-    ap.add_argument("--memory-speed", type=float, default=0.0, help="replay speed of the memory run (default 0 = as fast as possible)")
+    ap.add_argument("--memory-speed", type=float, default=10.0, help="replay speed of the memory run (default 10; 0 = as fast as possible)")
     ap.add_argument("--skip", action="append", choices=["latency", "memory"], default=[], help="skip a part")
     ap.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
     ap.add_argument("--client", nargs=4, help=argparse.SUPPRESS)
@@ -531,12 +540,14 @@ def main() -> None:
         print(json.dumps(out))
         return
     shared_data(*CAPTURES)
-    print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} cpus (shared: absolute times are noisy); "
-          f"replay exchange and each client in their own processes on 127.0.0.1; bars of {args.interval}\n")
+    print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} cpus, load average "
+          f"{os.getloadavg()[0]:.1f} (on a shared machine absolute times are noisy); replay exchange and each client "
+          f"in their own processes on 127.0.0.1; bars of {args.interval}\n")
     if "latency" not in args.skip:
         latency_section(args)
     if "memory" not in args.skip:
         memory_section(args)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
