@@ -389,15 +389,15 @@ def _rss(pid: int) -> int:
             return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmRSS:"))
 
 
-def run_pair(client: str, speed: float, seconds: float, loops: int, interval: str, keep: bool) -> dict[str, Any]:
+def run_pair(client: str, speed: float, seconds: float, loops: int, args: argparse.Namespace, keep: bool) -> dict[str, Any]:
     """One replay exchange process and one client process; the client's result, with its RSS trace."""
     me = [sys.executable, __file__]
     server = subprocess.Popen(me + ["--serve", str(speed), str(seconds), str(loops)], stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         port = server.stdout.readline().split()[-1]
-        args = ["--client", client, port, interval, "keep" if keep else "count"]
-        child = subprocess.Popen(me + args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        opts = ["--client", client, port, args.interval, "keep" if keep else "count", str(args.switch_interval)]
+        child = subprocess.Popen(me + opts, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert child.stdout is not None and child.stdin is not None
         child.stdout.readline()  # ready: imports done, about to connect
         rss: list[tuple[float, int]] = []
@@ -445,7 +445,7 @@ def latency_section(args: argparse.Namespace) -> None:
     for speed in speeds:
         seconds = 0.0 if args.full or speed >= 10 else args.seconds_1x
         for client in ("tapewatch", "ccxt"):
-            r = run_pair(client, speed, seconds, 1, args.interval, True)
+            r = run_pair(client, speed, seconds, 1, args, True)
             runs[(client, speed)] = r
             span = "the whole capture" if not seconds else f"the capture's first {seconds:g} s"
             print(f"  {client:9s} {speed:>4g}x: {span}, {r['messages']:,} messages handled in {r['wall']:.0f} s"
@@ -493,7 +493,7 @@ def latency_section(args: argparse.Namespace) -> None:
 
 
 def memory_section(args: argparse.Namespace) -> None:
-    r = run_pair("tapewatch", args.memory_speed, 0.0, args.memory_loops, args.interval, False)
+    r = run_pair("tapewatch", args.memory_speed, 0.0, args.memory_loops, args, False)
     rss = np.asarray(r["rss"]) / MIB
     ends = np.asarray(r["loop_ends"]) / MIB
     speed = "as fast as possible" if args.memory_speed == 0 else f"{args.memory_speed:g}x"
@@ -529,13 +529,17 @@ def main() -> None:
     ap.add_argument("--memory-speed", type=float, default=10.0, help="replay speed of the memory run (default 10; 0 = as fast as possible)")
     ap.add_argument("--skip", action="append", choices=["latency", "memory"], default=[], help="skip a part")
     ap.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
-    ap.add_argument("--client", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--switch-interval", type=float, default=0.0,
+                    help="the clients' sys.setswitchinterval in ms (default: Python's, 5 ms): how long a thread holding the GIL keeps it")
+    ap.add_argument("--client", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
         serve(float(args.serve[0]), float(args.serve[1]), int(args.serve[2]))
         return
     if args.client:
-        name, port, interval, keep = args.client
+        name, port, interval, keep, switch = args.client
+        if float(switch):
+            sys.setswitchinterval(float(switch) / 1000)
         out = run_tapewatch(int(port), interval, keep == "keep") if name == "tapewatch" else run_ccxt(int(port), keep == "keep")
         print(json.dumps(out))
         return
