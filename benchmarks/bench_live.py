@@ -2,8 +2,9 @@
 
 One command (from the repository root)::
 
-    .venv/bin/python benchmarks/bench_live.py                 # a few minutes
-    .venv/bin/python benchmarks/bench_live.py --full --memory-speed 10   # 1x over the whole capture, memory at 10x
+    .venv/bin/python benchmarks/bench_live.py                  # about 10 minutes
+    .venv/bin/python benchmarks/bench_live.py --full --memory-loops 20   # 1x over the whole capture; 2 h of memory run
+    .venv/bin/python benchmarks/bench_live.py --skip memory --switch-interval 0.5   # the clients' GIL switch at 0.5 ms
 
 Data (benchmarks/shared_data.py says where it is looked for): the hftbacktest Binance captures of
 BTCUSDT, spot and USD-M, 6 minutes of 2024-08-08, served by the replay exchange
@@ -26,7 +27,9 @@ together at 1x). The exchange runs in one process, each client in another, on 12
    shifted by 6 minutes a loop (timestamps, trade ids and book update ids moved on, so every loop
    is new data the store really writes — the same ids again would be dropped by the store's
    idempotent writes); the client reconnects and resyncs its books at each loop as after a venue
-   restart. Its resident set (psutil) is sampled from outside every half second.
+   restart. Its resident set (psutil) is sampled from outside every half second. The default
+   speed is 10x (6 minutes for the hour): faster than the collector can write, the rows waiting
+   for the next flush pile up and the figure is that backlog, not the steady state.
 3. ccxt.pro ``watch_order_book`` for BTC/USDT (binance) and BTC/USDT:USDT (binanceusdm), its
    websocket and REST URLs pointed at the replay exchange (raw streams on ``/ws`` after a
    SUBSCRIBE, as Binance serves them; its markets set by hand, since the replay serves no
