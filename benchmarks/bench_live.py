@@ -86,7 +86,7 @@ def _shift(raw: str, k: int, spans: dict[str, int]) -> str:
 
 def _loop_timeline(base: Any, k: int) -> Any:
     """Loop ``k`` of the capture (loop 0: the capture itself, byte for byte)."""
-    from tapewatch.replay.timeline import Message, Timeline
+    from tapewatch.replay.timeline import Message, Snapshot, Timeline
 
     if k == 0:
         return base
@@ -99,7 +99,7 @@ def _loop_timeline(base: Any, k: int) -> Any:
         for m in msgs:
             out.add_message(feed, Message(m.ts + k * LOOP_NS, m.channel, m.product, _shift(m.raw, k, spans), m.source, m.is_depth))
         for s in base.snapshots[feed]:
-            out.snapshots.setdefault(feed, []).append(type(s)(s.product, _shift(s.raw, k, spans), s.after))
+            out.snapshots.setdefault(feed, []).append(Snapshot(s.product, _shift(s.raw, k, spans), s.after))
     return out
 
 
