@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
@@ -31,6 +30,7 @@ import aiohttp
 from tapewatch.book import rules
 from tapewatch.live.connection import Backoff, FeedLog
 from tapewatch.live.endpoints import Endpoint
+from tapewatch.live.rest import get_json
 from tapewatch.sources import binance_api
 from tapewatch.sources.messages import Context, MessageError, Rows, field, integer, symbol_of
 
@@ -169,15 +169,5 @@ class BinanceFeed:
     async def _fetch(self, native: str) -> tuple[dict[str, Any], int] | None:
         """One snapshot request: (body, receive ns), or None on an error (429 / 418: after Retry-After)."""
         url = f"{self.endpoint.rest}{DEPTH_PATH[self.market]}"
-        params = {"symbol": native, "limit": str(DEPTH_LIMIT[self.market])}
-        try:
-            async with self.session.get(url, params=params) as r:
-                if r.status in (418, 429):
-                    self.log.refused += 1
-                    await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
-                    return None
-                if r.status != 200:
-                    return None
-                return await r.json(content_type=None), time.time_ns()
-        except (aiohttp.ClientError, OSError, ValueError):
-            return None
+        got = await get_json(self.session, url, {"symbol": native, "limit": str(DEPTH_LIMIT[self.market])}, self.log)
+        return None if isinstance(got, str) else got

@@ -9,7 +9,7 @@ thread so that the event loop keeps receiving meanwhile.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -48,10 +48,13 @@ class Collector:
             self.written[b.kind] = self.written.get(b.kind, 0) + b.rows.height
 
     async def run(self, session: aiohttp.ClientSession, feeds: list[tuple[VenueFeed, ConnectionLog]],
-                  after: Callable[[list[Batch]], Awaitable[None]] | None = None) -> None:
-        """Keep every feed connected and flush at the interval until cancelled, then call ``after``
-        with the rows written; flush (and call ``after``) once more on the way out."""
+                  after: Callable[[list[Batch]], Awaitable[None]] | None = None,
+                  polls: Sequence[Callable[[], Awaitable[None]]] = ()) -> None:
+        """Keep every feed connected and the REST ``polls`` running (each adds to :attr:`rows` until
+        cancelled, e.g. :meth:`OIPoller.run`), flush at the interval until cancelled, then call
+        ``after`` with the rows written; flush (and call ``after``) once more on the way out."""
         tasks = [asyncio.create_task(run_connection(session, f, log, self.stale_after, self.backoff)) for f, log in feeds]
+        tasks += [asyncio.create_task(poll()) for poll in polls]
         try:
             while True:
                 await asyncio.sleep(self.flush_interval)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +32,7 @@ from tapewatch.alerts.alert import Alert
 from tapewatch.alerts.engine import AlertEngine
 from tapewatch.alerts.sinks import Dispatcher
 from tapewatch.book.derive import BookKey, merge_spans, touched_books, update_book
-from tapewatch.config import Config, MarketRef
+from tapewatch.config import Config, MarketRef, SeriesRef
 from tapewatch.display import fmt_number
 from tapewatch.errors import TapewatchError
 from tapewatch.live.binance import BinanceFeed
@@ -59,24 +59,38 @@ def markets(cfg: Config, base: str) -> list[MarketRef]:
     return list(dict.fromkeys(refs))
 
 
+def usdt_usd_markets(cfg: Config) -> list[SeriesRef]:
+    """The USDT/USD series the premium reads (``premium.usdt_usd``): its USDT/USD-adjusted columns
+    are computed under either basis (the condition with ``basis = "usdt_adjusted"``, the context
+    shown beside the raw index otherwise), so they are collected whenever configured."""
+    return list(dict.fromkeys(cfg.premium.usdt_usd))
+
+
 def build_feeds(cfg: Config, base: str, endpoints: Endpoints, session: aiohttp.ClientSession,
                 collector: Collector, say: Say) -> list[VenueFeed]:
-    """One feed per venue market of :func:`markets` (Binance spot / USD-M, Coinbase Exchange spot);
-    a market of another venue is named in a line through ``say`` and not collected."""
+    """One feed per venue market of :func:`markets` (Binance spot / USD-M, Coinbase Exchange spot),
+    plus the trades of the :func:`usdt_usd_markets` on those venues (Binance ``trade`` streams on
+    the market's connection; Coinbase ``matches`` on a connection of their own, so that their book
+    is not collected); a market of another venue is named in a line through ``say`` and not collected."""
     binance: dict[str, list[str]] = {}
     coinbase: list[str] = []
-    for ref in markets(cfg, base):
-        if ref.exchange == "binance" and ref.market in BINANCE_STREAMS:
-            native = f"{base}{ref.quote}".lower()
-            binance.setdefault(ref.market, []).extend(f"{native}@{s}" for s in BINANCE_STREAMS[ref.market])
-        elif ref.exchange == "coinbase" and ref.market == "spot":
-            coinbase.append(f"{base}-{ref.quote}".upper())
+    rates: list[str] = []  # Coinbase USDT/USD products: matches only
+    wanted = [(ref.describe(base), ref.exchange, ref.market, base, ref.quote, False) for ref in markets(cfg, base)]
+    wanted += [(s.describe(), s.exchange, s.market, *s.symbol.split(":")[0].split("/"), True) for s in usdt_usd_markets(cfg)]
+    for name, exchange, market, asset, quote, trades_only in wanted:
+        if exchange == "binance" and market in BINANCE_STREAMS:
+            streams = ("trade",) if trades_only else BINANCE_STREAMS[market]
+            binance.setdefault(market, []).extend(f"{asset}{quote}".lower() + f"@{s}" for s in streams)
+        elif exchange == "coinbase" and market == "spot":
+            (rates if trades_only else coinbase).append(f"{asset}-{quote}".upper())
         else:
-            say(f"not collected: {ref.describe(base)} (live collects Binance spot and USD-M, and Coinbase spot)")
+            say(f"not collected: {name} (live collects Binance spot and USD-M, and Coinbase spot)")
     feeds: list[VenueFeed] = [BinanceFeed(m, s, endpoints.of("binance", m), session, collector.rows)
                               for m, s in binance.items()]
     if coinbase:
         feeds.append(CoinbaseFeed(coinbase, COINBASE_CHANNELS, endpoints.of("coinbase", "spot"), collector.rows))
+    if rates:
+        feeds.append(CoinbaseFeed(rates, ["matches"], endpoints.of("coinbase", "spot"), collector.rows))
     return feeds
 
 
@@ -114,13 +128,15 @@ class LiveRunner:
         """The venue clock at local time ``wall_ns`` (None before the first trade)."""
         return None if self.skew is None else wall_ns + self.skew
 
-    async def run(self, feeds: list[tuple[VenueFeed, ConnectionLog]], session: aiohttp.ClientSession) -> None:
-        """Collect until cancelled; on the way out the last rows are flushed and processed, and the
-        alerts being sent are given up to the alert timeout to finish."""
+    async def run(self, feeds: list[tuple[VenueFeed, ConnectionLog]], session: aiohttp.ClientSession,
+                  polls: Sequence[Callable[[], Awaitable[None]]] = ()) -> None:
+        """Collect (``feeds`` and the REST ``polls``, see :meth:`Collector.run`) until cancelled; on
+        the way out the last rows are flushed and processed, and the alerts being sent are given up
+        to the alert timeout to finish."""
         async with aiohttp.ClientSession() as alert_session:
             self._alert_session = alert_session
             try:
-                await self.collector.run(session, feeds, self.after_flush)
+                await self.collector.run(session, feeds, self.after_flush, polls)
             finally:
                 if self._sending:
                     await asyncio.wait(self._sending, timeout=self.cfg.alerts.timeout)

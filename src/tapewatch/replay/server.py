@@ -8,7 +8,8 @@ Each feed is served under its own path prefix on one host and port (base URLs ar
   messages ``{"stream": ..., "data": ...}`` of the streams asked for, exactly as captured; REST
   ``GET {base}/api/v3/depth?symbol=BTCUSDT&limit=N`` (spot) and ``{base}/fapi/v1/depth`` (USD-M)
   answer with the captured depth snapshot current at the replay point (the body as captured;
-  cut to ``limit`` levels a side when ``limit`` is smaller);
+  cut to ``limit`` levels a side when ``limit`` is smaller); USD-M ``{base}/fapi/v1/openInterest``
+  answers with recorded open interest bodies (:mod:`tapewatch.replay.rest_oi`);
 * Coinbase Exchange ``/coinbase``: websocket ``{base}`` takes a ``{"type": "subscribe",
   "product_ids": [...], "channels": [...]}`` message and sends the recorded messages of those
   products and channels (messages of no product, such as ``subscriptions`` replies, to all).
@@ -31,7 +32,8 @@ from aiohttp import WSMsgType, web
 
 from tapewatch.replay.faults import REST_ERRORS, Faults
 from tapewatch.replay.pump import Client, FeedPump
-from tapewatch.replay.timeline import Feed, Message, Timeline
+from tapewatch.replay.rest_oi import OI_PATH, open_interest_handler
+from tapewatch.replay.timeline import OI_FEED, Feed, Message, Timeline
 
 PREFIXES = {Feed("binance", "spot"): "/binance-spot", Feed("binance", "perp"): "/binance-usdm", Feed("coinbase", "spot"): "/coinbase"}
 DEPTH_PATHS = {"spot": "/api/v3/depth", "perp": "/fapi/v1/depth"}
@@ -53,6 +55,7 @@ class ReplayExchange:
         self.ping_interval = ping_interval  # seconds between server pings (None: none); no pong in time closes
         self.pumps: dict[Feed, FeedPump] = {}
         self.rest_requests = 0
+        self.asked: list[str] = []  # what clients subscribed to: Binance stream paths, Coinbase subscribe messages
         self.host = "127.0.0.1"
         self.port = 0
         self._runner: web.AppRunner | None = None
@@ -69,6 +72,8 @@ class ReplayExchange:
             if feed.exchange == "binance":
                 app.router.add_get(prefix + "/stream", self._binance_ws(feed))
                 app.router.add_get(prefix + DEPTH_PATHS[feed.market], self._binance_depth(feed))
+                if feed == OI_FEED:
+                    app.router.add_get(prefix + OI_PATH, open_interest_handler(self.timeline.open_interest, self._refused))
             else:
                 app.router.add_get(prefix, self._coinbase_ws(feed))
         app.on_shutdown.append(self._shutdown)
@@ -114,6 +119,7 @@ class ReplayExchange:
             async for frame in ws:
                 if frame.type != WSMsgType.TEXT or wants is not None:
                     continue
+                self.asked.append(frame.data)
                 reply = _coinbase_subscribe(frame.data)
                 if isinstance(reply, str):
                     await ws.send_str(json.dumps({"type": "error", "message": "Failed to subscribe", "reason": reply}))
@@ -127,6 +133,7 @@ class ReplayExchange:
 
     def _binance_ws(self, feed: Feed) -> Callable[[web.Request], Any]:
         async def handler(request: web.Request) -> web.StreamResponse:
+            self.asked.append(request.path_qs)
             streams = set(filter(None, request.query.get("streams", "").split("/")))
             if not streams:
                 return _binance_error(400, -1100, "Missing or empty parameter 'streams'.")
@@ -140,12 +147,20 @@ class ReplayExchange:
 
         return handler
 
+    def _refused(self) -> web.Response | None:
+        """Count one REST request; the injected 429 / 418 answer while the faults say so, else None."""
+        self.rest_requests += 1
+        f = self.faults
+        if f.rest_error is not None and self.rest_requests <= f.rest_errors:
+            return _binance_error(f.rest_error, -1003, REST_ERRORS[f.rest_error], {"Retry-After": str(f.retry_after)})
+        return None
+
     def _binance_depth(self, feed: Feed) -> Callable[[web.Request], Any]:
         async def handler(request: web.Request) -> web.Response:
-            self.rest_requests += 1
+            refused = self._refused()
+            if refused is not None:
+                return refused
             f = self.faults
-            if f.rest_error is not None and self.rest_requests <= f.rest_errors:
-                return _binance_error(f.rest_error, -1003, REST_ERRORS[f.rest_error], {"Retry-After": str(f.retry_after)})
             symbol = request.query.get("symbol", "").upper()
             if not symbol:
                 return _binance_error(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")

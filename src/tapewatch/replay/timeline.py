@@ -53,6 +53,9 @@ class Feed:
         return f"{self.exchange} {self.market}"
 
 
+OI_FEED = Feed(binance_api.EXCHANGE, "perp")  # the feed whose REST serves recorded open interest
+
+
 @dataclass(frozen=True)
 class Message:
     """One captured websocket message: ``ts`` in ns (capture clock), ``raw`` the JSON as sent."""
@@ -80,6 +83,11 @@ class Timeline:
 
     messages: dict[Feed, list[Message]] = field(default_factory=dict)
     snapshots: dict[Feed, list[Snapshot]] = field(default_factory=dict)
+    open_interest: dict[str, list[str]] = field(default_factory=dict)  # Binance USD-M symbol -> bodies
+
+    def add_open_interest(self, product: str, raw: str) -> None:
+        """A recorded Binance USD-M ``/fapi/v1/openInterest`` body of ``product`` (``BTCUSDT``)."""
+        self.open_interest.setdefault(product, []).append(raw)
 
     def add_message(self, feed: Feed, msg: Message) -> None:
         self.messages.setdefault(feed, []).append(msg)
@@ -100,7 +108,8 @@ class Timeline:
     @property
     def feeds(self) -> list[Feed]:
         """Every feed with messages or snapshots, in a stable order."""
-        return sorted(set(self.messages) | set(self.snapshots), key=lambda f: (f.exchange, f.market))
+        feeds = set(self.messages) | set(self.snapshots) | ({OI_FEED} if self.open_interest else set())
+        return sorted(feeds, key=lambda f: (f.exchange, f.market))
 
 
 def read_timeline(paths: Iterable[Path]) -> Timeline:
@@ -116,9 +125,32 @@ def read_timeline(paths: Iterable[Path]) -> Timeline:
             _read_ws_capture(raw, source, timeline)
         elif recording.sniff(raw):
             _read_recording(raw, source, timeline)
-        else:
-            raise ImportFormatError(raw.path, "not a capture the replay exchange serves (raw Binance websocket capture or cryptofeed recording)")
+        elif not _read_open_interest(raw, timeline):
+            raise ImportFormatError(raw.path, "not a capture the replay exchange serves (raw Binance websocket "
+                                    "capture, cryptofeed recording or saved Binance USD-M openInterest bodies)")
     return timeline
+
+
+def _read_open_interest(raw: RawFile, timeline: Timeline) -> bool:
+    """Saved Binance USD-M ``/fapi/v1/openInterest`` bodies, one JSON document a line, each kept
+    as written; False (nothing kept) when the file is anything else."""
+    bodies = [_open_interest_body(line.strip()) for line in raw.text().splitlines() if line.strip()]
+    if not bodies or None in bodies:
+        return False
+    for product, line in filter(None, bodies):
+        timeline.add_open_interest(product, line)
+    return True
+
+
+def _open_interest_body(text: str) -> tuple[str, str] | None:
+    """(native symbol, ``text``) when ``text`` is an openInterest body, else None."""
+    try:
+        body = json_message(text, "body")
+    except MessageError:
+        return None
+    if binance_api.body_kind(body) != "openInterest":
+        return None
+    return native_symbol(symbol_of(str(body["symbol"]))), text
 
 
 def _binance_message(body: str, ts: int, source: int) -> Message:
@@ -181,8 +213,14 @@ def _coinbase_message(body: str, ts: int, source: int) -> Message:
 
 
 def _recorded_rest(url: str, body: str, timeline: Timeline) -> None:
-    """A recorded Binance depth snapshot is kept; other REST responses are not served."""
+    """A recorded Binance depth snapshot or USD-M openInterest body is kept; other REST responses
+    are not served."""
     exchange, market = venue_of(url)
+    if (exchange, market) == (OI_FEED.exchange, OI_FEED.market) and binance_api.endpoint_kind(url) == "openInterest":
+        got = _open_interest_body(body)
+        if got is not None:
+            timeline.add_open_interest(*got)
+        return
     if exchange != binance_api.EXCHANGE or binance_api.endpoint_kind(url) != "depth":
         return
     symbol = parse_qs(urlsplit(url).query).get("symbol", [""])[-1]
