@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 
 from tapewatch.config import ConfigError, config_from_dict
+from tapewatch.errors import ImportFormatError
 from tapewatch.importer import parse_file
 from tapewatch.live.collector import Collector
 from tapewatch.live.connection import ConnectionLog
@@ -178,3 +179,23 @@ def test_the_usdt_usd_markets_the_premium_reads_are_subscribed(shared: Path, tmp
     # the premium's venue a (BTC-USD, its book too) and the USDT/USD rate (trades only), apart
     assert coinbase == [(["BTC-USD"], ["level2", "matches"]), (["USDT-USD"], ["matches"])]
     assert lines == ["not collected: kraken spot USDT/USD (live collects Binance spot and USD-M, and Coinbase spot)"]
+
+
+def test_the_replay_route_serves_the_recorded_bytes_and_binance_errors(shared: Path, tmp_path: Path) -> None:
+    async def body(exchange: ReplayExchange, session: aiohttp.ClientSession) -> list[tuple[int, str]]:
+        url = exchange.base_url(PERP) + "/fapi/v1/openInterest"
+        out = []
+        for params in ({"symbol": "BTCUSDT"}, {}, {"symbol": "ETHUSDT"}):
+            async with session.get(url, params=params) as r:
+                out.append((r.status, await r.text()))
+        return out
+
+    assert serve([shared / OI_BODY], None, body) == [
+        (200, (shared / OI_BODY).read_text()),
+        (400, '{"code": -1102, "msg": "Mandatory parameter \'symbol\' was not sent, was empty/null, or malformed."}'),
+        (400, '{"code": -1121, "msg": "Invalid symbol."}'),
+    ]
+    other = tmp_path / "other.json"
+    other.write_text('{"symbol":"BTCUSDT","price":"1"}')
+    with pytest.raises(ImportFormatError, match="saved Binance USD-M openInterest bodies"):
+        read_timeline([other])

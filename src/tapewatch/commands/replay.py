@@ -12,12 +12,13 @@ from tapewatch.commands.common import console, friendly
 from tapewatch.importer import expand
 from tapewatch.replay.faults import Faults
 from tapewatch.replay.server import DEPTH_PATHS, ReplayExchange
-from tapewatch.replay.timeline import Timeline, read_timeline
+from tapewatch.replay.rest_oi import OI_PATH
+from tapewatch.replay.timeline import OI_FEED, Timeline, read_timeline
 
 
 @friendly
 def replay_exchange_cmd(
-    paths: Annotated[list[Path], typer.Argument(help="Capture files or directories: raw Binance websocket captures, cryptofeed recordings.")],
+    paths: Annotated[list[Path], typer.Argument(help="Capture files or directories: raw Binance websocket captures, cryptofeed recordings, saved Binance USD-M openInterest bodies.")],
     port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 (0: any free port).")] = 8765,
     speed: Annotated[float, typer.Option(help="N times the captured pace; 0 sends as fast as possible.")] = 1.0,
     drop: Annotated[int, typer.Option(help="Withhold this many messages of each feed...")] = 0,
@@ -32,7 +33,8 @@ def replay_exchange_cmd(
 ) -> None:
     """Serve captured venue traffic on 127.0.0.1 over the venues' real websocket and REST protocols.
 
-    Binance spot and USD-M: combined-stream websocket and REST depth snapshots; Coinbase
+    Binance spot and USD-M: combined-stream websocket and REST depth snapshots (USD-M: also
+    recorded open interest); Coinbase
     Exchange: websocket after a subscribe message. Messages are sent exactly as captured, at the
     captured pace times --speed, with the faults asked for. Stop with Ctrl-C.
     """
@@ -68,6 +70,8 @@ def _announce(exchange: ReplayExchange, timeline: Timeline) -> None:
             snaps = len(timeline.snapshots.get(feed, []))
             where = (f"websocket {exchange.base_url(feed, 'ws')}/stream?streams=..., "
                      f"REST {exchange.base_url(feed)}{DEPTH_PATHS[feed.market]} ({snaps:,} depth snapshots)")
+            if feed == OI_FEED and timeline.open_interest:
+                where += f", {exchange.base_url(feed)}{OI_PATH} (open interest of {', '.join(sorted(timeline.open_interest))})"
         else:
             where = f"websocket {exchange.base_url(feed, 'ws')} (send a subscribe message)"
         console.print(f"Serving {feed.label}: {n:,} messages, {where}", highlight=False, soft_wrap=True)

@@ -134,23 +134,20 @@ def read_timeline(paths: Iterable[Path]) -> Timeline:
 def _read_open_interest(raw: RawFile, timeline: Timeline) -> bool:
     """Saved Binance USD-M ``/fapi/v1/openInterest`` bodies, one JSON document a line, each kept
     as written; False (nothing kept) when the file is anything else."""
-    bodies = [_open_interest_body(line.strip()) for line in raw.text().splitlines() if line.strip()]
-    if not bodies or None in bodies:
+    if not raw.first_lines[0].lstrip().startswith("{"):
         return False
-    for product, line in filter(None, bodies):
+    bodies = []
+    for line in filter(None, (text.strip() for text in raw.text().splitlines())):
+        try:
+            body = json_message(line, "body")
+        except MessageError:
+            return False
+        if binance_api.body_kind(body) != "openInterest":
+            return False
+        bodies.append((native_symbol(symbol_of(str(body["symbol"]))), line))
+    for product, line in bodies:
         timeline.add_open_interest(product, line)
-    return True
-
-
-def _open_interest_body(text: str) -> tuple[str, str] | None:
-    """(native symbol, ``text``) when ``text`` is an openInterest body, else None."""
-    try:
-        body = json_message(text, "body")
-    except MessageError:
-        return None
-    if binance_api.body_kind(body) != "openInterest":
-        return None
-    return native_symbol(symbol_of(str(body["symbol"]))), text
+    return bool(bodies)
 
 
 def _binance_message(body: str, ts: int, source: int) -> Message:
@@ -213,14 +210,8 @@ def _coinbase_message(body: str, ts: int, source: int) -> Message:
 
 
 def _recorded_rest(url: str, body: str, timeline: Timeline) -> None:
-    """A recorded Binance depth snapshot or USD-M openInterest body is kept; other REST responses
-    are not served."""
+    """A recorded Binance depth snapshot is kept; other REST responses are not served."""
     exchange, market = venue_of(url)
-    if (exchange, market) == (OI_FEED.exchange, OI_FEED.market) and binance_api.endpoint_kind(url) == "openInterest":
-        got = _open_interest_body(body)
-        if got is not None:
-            timeline.add_open_interest(*got)
-        return
     if exchange != binance_api.EXCHANGE or binance_api.endpoint_kind(url) != "depth":
         return
     symbol = parse_qs(urlsplit(url).query).get("symbol", [""])[-1]
