@@ -76,7 +76,9 @@ def build_feeds(cfg: Config, base: str, endpoints: Endpoints, session: aiohttp.C
     coinbase: list[str] = []
     rates: list[str] = []  # Coinbase USDT/USD products: matches only
     wanted = [(ref.describe(base), ref.exchange, ref.market, base, ref.quote, False) for ref in markets(cfg, base)]
-    wanted += [(s.describe(), s.exchange, s.market, *s.symbol.split(":")[0].split("/"), True) for s in usdt_usd_markets(cfg)]
+    for rate in usdt_usd_markets(cfg):
+        asset, quote = rate.symbol.split(":")[0].split("/")
+        wanted.append((rate.describe(), rate.exchange, rate.market, asset, quote, True))
     for name, exchange, market, asset, quote, trades_only in wanted:
         if exchange == "binance" and market in BINANCE_STREAMS:
             streams = ("trade",) if trades_only else BINANCE_STREAMS[market]

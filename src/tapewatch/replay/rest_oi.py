@@ -28,7 +28,8 @@ def open_interest_handler(bodies: dict[str, list[str]], refuse: Callable[[], web
             return refused
         symbol = request.query.get("symbol", "").upper()
         if not symbol:
-            return web.json_response({"code": -1102, "msg": "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."}, status=400)
+            msg = "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."
+            return web.json_response({"code": -1102, "msg": msg}, status=400)
         if symbol not in bodies:
             return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
         n = served[symbol] = served.get(symbol, -1) + 1
