@@ -20,7 +20,6 @@ an ``oi.source`` on those venues is named as not collected.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -50,7 +49,7 @@ class OIPoller:
     last_error: str | None = None
 
     def __post_init__(self) -> None:
-        self.log = FeedLog()  # ``refused``: 429 / 418 answers; ``malformed``: bodies the parser refused
+        self.log = FeedLog()  # ``refused``: the 429 / 418 answers
 
     async def run(self) -> None:
         """Poll until cancelled (see the module docstring)."""
@@ -73,8 +72,7 @@ class OIPoller:
         try:
             binance_api.parse_rest(body, "openInterest", Context(market="perp", recv_ns=recv_ns), parsed)
         except MessageError as exc:
-            self.log.skip("binance perp openInterest", json.dumps(body), exc.reason)
-            self._fail(exc.reason)
+            self._fail(f"bad body ({exc.reason})")
             return
         self.rows.extend(parsed)
 
