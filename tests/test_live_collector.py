@@ -21,6 +21,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from capture_book import hand_book
 from tapewatch.book.derive import book_sync_status, touched_books, update_book
 from tapewatch.commands.data import missing_lines
 from tapewatch.importer import parse_file
@@ -76,20 +77,10 @@ class Capture:
         return [m["data"] for m in self.messages if m["data"]["e"] == "depthUpdate"]
 
     def book_at(self, upto: int) -> dict[str, list[tuple[float, float]]]:
-        """The venue's book after update id ``upto``, built by hand: the captured snapshot, then
-        every diff with lastUpdateId < u <= upto (a size replaces the level's, 0 removes it); levels
-        past the snapshot's deepest bid / ask are not known here and left out. Best first."""
-        bids = dict(self.snapshot["bids"])
-        asks = dict(self.snapshot["asks"])
-        low, high = min(map(float, bids)), max(map(float, asks))
-        for d in self.depth:
-            if self.last_update_id < d["u"] <= upto:
-                for levels, key, known in ((bids, "b", lambda p: p >= low), (asks, "a", lambda p: p <= high)):
-                    for price, qty in d[key]:
-                        if float(qty) == 0:
-                            levels.pop(price, None)
-                        elif known(float(price)):
-                            levels[price] = qty
+        """The venue's book after update id ``upto``, built by hand (:func:`hand_book`): the
+        captured snapshot, then every diff with lastUpdateId < u <= upto; best first, cut to the
+        snapshot limit the feed asks for."""
+        bids, asks, _ = hand_book(self.snapshot, (d for d in self.depth if d["u"] <= upto))
         limit = {"spot": 5000, "perp": 1000}[self.market]
         return {"bid": sorted(((float(p), float(q)) for p, q in bids.items()), reverse=True)[:limit],
                 "ask": sorted((float(p), float(q)) for p, q in asks.items())[:limit]}

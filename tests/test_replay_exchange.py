@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from capture_book import hand_book
 from tapewatch.book import rules
 from tapewatch.errors import ImportFormatError
 from tapewatch.replay.faults import Faults
@@ -120,25 +121,13 @@ def test_rest_depth_answers_the_captured_snapshot(shared: Path) -> None:
 
 
 def book_after(messages: list[str], snapshot: str, k: int, limit: int) -> str:
-    """The venue's book after the first ``k`` feed messages, built by hand as Binance's body: the
-    captured snapshot, then each depth diff whose u is past the book's (sizes replace, 0 removes;
-    a level past the snapshot's deepest bid / ask is not known here and left out); lastUpdateId the
-    last diff's u, USD-M's E and T that diff's; ``limit`` levels a side, best first."""
+    """The venue's book after the first ``k`` feed messages, built by hand (:func:`hand_book`) as
+    Binance's body: lastUpdateId the last diff's u, USD-M's E and T that diff's; ``limit`` levels
+    a side, best first."""
     body = json.loads(snapshot)
-    bids, asks = dict(body["bids"]), dict(body["asks"])
-    low, high = min(map(float, bids)), max(map(float, asks))
-    for m in messages[:k]:
-        d = json.loads(m)["data"]
-        if d.get("e") != "depthUpdate" or d["u"] <= body["lastUpdateId"]:
-            continue
-        for levels, key, known in ((bids, "b", lambda p: p >= low), (asks, "a", lambda p: p <= high)):
-            for price, qty in d[key]:
-                if float(qty) == 0:
-                    levels.pop(price, None)
-                elif known(float(price)):
-                    levels[price] = qty
-        body["lastUpdateId"] = d["u"]
-        body.update({t: d[t] for t in ("E", "T") if t in body})
+    bids, asks, last = hand_book(body, (json.loads(m)["data"] for m in messages[:k]))
+    if last is not None:
+        body |= {"lastUpdateId": last["u"]} | {t: last[t] for t in ("E", "T") if t in body}
     body["bids"] = [list(lv) for lv in sorted(bids.items(), key=lambda lv: -float(lv[0]))[:limit]]
     body["asks"] = [list(lv) for lv in sorted(asks.items(), key=lambda lv: float(lv[0]))[:limit]]
     return json.dumps(body, separators=(",", ":"))
