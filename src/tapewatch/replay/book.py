@@ -32,16 +32,16 @@ class ReplayBook:
 
     snapshot: Snapshot
     body: dict[str, Any] = field(init=False)
-    sides: tuple[dict[Decimal, list[str]], dict[Decimal, list[str]]] = field(init=False)
-    floor: tuple[Decimal, Decimal] = field(init=False)  # deepest captured bid and ask
+    sides: tuple[dict[Decimal, list[str]], dict[Decimal, list[str]]] = field(init=False)  # bids, asks: price -> [price, qty] text
+    deepest: tuple[Decimal, Decimal] = field(init=False)  # the captured snapshot's deepest bid and ask
     last: int = field(init=False)  # lastUpdateId: the snapshot's, then the last applied diff's u
     position: int = 0  # feed messages looked at so far
     applied: int = 0  # diffs applied so far
 
     def __post_init__(self) -> None:
         self.body = json.loads(self.snapshot.raw)
-        self.sides = tuple({Decimal(p): [p, q] for p, q in self.body[s]} for s in ("bids", "asks"))  # type: ignore[assignment]
-        self.floor = (min(self.sides[0], default=Decimal(0)), max(self.sides[1], default=Decimal("Infinity")))
+        self.sides = (_levels(self.body["bids"]), _levels(self.body["asks"]))
+        self.deepest = (min(self.sides[0], default=Decimal(0)), max(self.sides[1], default=Decimal("Infinity")))
         self.last = int(self.body["lastUpdateId"])
 
     def advance(self, messages: list[Message], position: int) -> None:
@@ -58,7 +58,7 @@ class ReplayBook:
                     p = Decimal(price)
                     if Decimal(qty) == 0:
                         book.pop(p, None)
-                    elif (p >= self.floor[0]) if s == 0 else (p <= self.floor[1]):
+                    elif (p >= self.deepest[0]) if s == 0 else (p <= self.deepest[1]):
                         book[p] = [price, qty]
             self.last = data["u"]
             self.body |= {k: data[k] for k in ("E", "T") if k in self.body and k in data}
@@ -72,6 +72,10 @@ class ReplayBook:
         bids = [self.sides[0][p] for p in sorted(self.sides[0], reverse=True)[:limit]]
         asks = [self.sides[1][p] for p in sorted(self.sides[1])[:limit]]
         return json.dumps(self.body | {"lastUpdateId": self.last, "bids": bids, "asks": asks}, separators=(",", ":"))
+
+
+def _levels(rows: list[list[str]]) -> dict[Decimal, list[str]]:
+    return {Decimal(price): [price, qty] for price, qty in rows}
 
 
 @dataclass

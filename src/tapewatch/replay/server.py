@@ -79,6 +79,7 @@ class ReplayExchange:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Start serving; the pumps live in the running event loop."""
         self.pumps = {f: FeedPump(self.timeline.messages.get(f, []), self.faults, self.speed) for f in self.timeline.feeds}
+        self.books = ReplayBooks(self.timeline)  # the replay starts again from the first message
         self._runner = web.AppRunner(self.app(), handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
