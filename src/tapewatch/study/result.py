@@ -331,8 +331,10 @@ def sweep_significant(sweep: SideSweep, alpha: float | None = None) -> bool:
 
 def sweep_summary(sw: SideSweep) -> str:
     """One line on a side's sweep: how many sets were tested, what decides and what only screens."""
-    return (f"{sw.side}: {sw.sets} parameter sets, {sw.tested} tested (at least {sw.min_events} events); best "
-            f"{format_params(sw.best_params or {})}: Reality Check {p_text(sw.reality_check_p)}, SPA "
+    best = (f"best {format_params(sw.best_params)}" if sw.best_params is not None
+            else "no best set (none has enough events to be tested)")
+    return (f"{sw.side}: {sw.sets} parameter sets, {sw.tested} tested (at least {sw.min_events} events); {best}: "
+            f"Reality Check {p_text(sw.reality_check_p)}, SPA "
             f"{p_text(sw.spa_p)} (buckets of {sw.spa_bucket}; these decide); Benjamini–Hochberg keeps "
             f"{sw.bh_significant} at FDR {sw.alpha:.0%} (a per-set screen)")
 
