@@ -235,10 +235,6 @@ def test_the_page_shows_no_sweep_then_the_saved_sweep(store: Path, tmp_path: Pat
                 assert cells[5] == f"{r['base_rate'] * 100:.0f} %"
         assert len(seen["areas"]) == 2 and all(n >= 1 for n in seen["areas"]), seen["areas"]
 
-        errors = [e for e in browser.events if e.get("method") == "Runtime.exceptionThrown"
-                  or (e.get("method") == "Runtime.consoleAPICalled" and e["params"].get("type") == "error")
-                  or (e.get("method") == "Log.entryAdded" and e["params"]["entry"].get("level") == "error")]
-        requests = [e["params"]["request"]["url"] for e in browser.events
-                    if e.get("method") == "Network.requestWillBeSent"]
+        errors, requests = browser.page_errors(), browser.requested_urls()
     assert not errors, errors
     assert requests and all(u.startswith((server.url("/"), "data:")) for u in requests), requests

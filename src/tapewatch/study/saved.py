@@ -87,7 +87,7 @@ def save_sweep(store: str | Path, base: str, interval: str, result: StudyResult,
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+            fh.write(json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n")  # grid order kept
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
