@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from cdp import Chromium, find_chromium
 from scipy.stats import binomtest
-from test_serve import LAST_4H_BAR, Server, _write_window, demo_store, get, runner  # noqa: F401 (demo_store: fixture)
+from test_serve import Server, _write_window, demo_store, get, runner  # noqa: F401 (demo_store: fixture)
 
 from tapewatch.cli import app
 from tapewatch.serve.app import create_app
