@@ -99,7 +99,7 @@ def backtest_cmd(
     end: EndOpt = None,
     config: ConfigOpt = None,
     sweep: Annotated[Path | None, typer.Option(
-        "--sweep", help="Grid TOML: [grid] key = [values to try]; the sweep is saved under the store "
+        "--sweep", help="Grid TOML: [grid] key = [values to try]. The sweep is also saved under the store "
                         "(_studies/<SYMBOL>-<interval>-sweep.json) for tapewatch serve.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full result as JSON to this file.")] = None,
     seed: SeedOpt = None,
