@@ -157,6 +157,9 @@ def test_the_saved_sweep_is_served_with_its_numbers(store: Path, tmp_path: Path)
         assert [a["key"] for a in again["grid"]["axes"]] == ["premium.threshold_pct"]
         assert all(len(s["rows"]) == 2 for s in again["sides"])
         assert [p.name for p in (store / "_studies").iterdir()] == ["BTC-4h-sweep.json"]
+        # a grid of one set is a single configuration: the saved sweep stays as it was
+        out = backtest_sweep(store, '[grid]\n"premium.threshold_pct" = [0.05]\n', tmp_path)
+        assert "not saved as a sweep" in out and sweep_json(server) == again
         # a 4h bar written after the sweep's data: the sweep is said to be older than the store's data
         _write_window(store, 1)
         deadline = time.monotonic() + 10  # the server notices a store change within a poll (0.25 s)

@@ -113,7 +113,9 @@ def backtest_cmd(
     """
     ds, study, cfg = _run(store, symbol, interval, start, end, config, sweep, seed)
     print_result(study.result)
-    if sweep is not None:
+    if sweep is not None and not study.result.sweeps:
+        console.print("the grid has one parameter set: a single configuration, not saved as a sweep", highlight=False)
+    elif sweep is not None:
         saved = save_sweep(store, ds.base, ds.interval, study.result, cfg)
         console.print(f"sweep saved to {escape(str(saved))} (tapewatch serve shows it; the next sweep of "
                       f"{ds.base} {ds.interval} replaces it)", highlight=False)
