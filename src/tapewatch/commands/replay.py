@@ -28,16 +28,21 @@ def replay_exchange_cmd(
     rest_errors: Annotated[int, typer.Option(help="...for this many first requests...")] = 1,
     retry_after: Annotated[int, typer.Option(help="...with this Retry-After (seconds).")] = 1,
     snapshot_delay: Annotated[float, typer.Option(help="Answer each depth snapshot after this many seconds.")] = 0.0,
+    cut_at: Annotated[int | None, typer.Option(help="At this message (0-based, every channel) close every socket of the feed...")] = None,
+    cut: Annotated[int, typer.Option(help="...and let this many messages go by unsent while no one is connected (lost).")] = 0,
+    trades_error: Annotated[int | None, typer.Option(help="Answer every REST trades request with this HTTP status.")] = None,
     ping_interval: Annotated[float | None, typer.Option(help="Ping every websocket this often (seconds); no pong in time closes it.")] = None,
 ) -> None:
     """Serve captured venue traffic on 127.0.0.1 over the venues' real websocket and REST protocols.
 
-    Binance spot and USD-M: combined-stream websocket and REST depth snapshots; Coinbase
-    Exchange: websocket after a subscribe message. Messages are sent exactly as captured, at the
+    Binance spot and USD-M: combined-stream websocket, REST depth snapshots and historicalTrades;
+    Coinbase Exchange: websocket after a subscribe message and REST trades. The REST trades are
+    the captured websocket trades re-shaped into the venue's REST answer. Messages are sent exactly as captured, at the
     captured pace times --speed, with the faults asked for. Stop with Ctrl-C.
     """
     faults = Faults(drop=drop, drop_at=drop_at, gap_at=gap_at, stale_at=stale_at, rest_error=rest_error,
-                    rest_errors=rest_errors, retry_after=retry_after, snapshot_delay=snapshot_delay)
+                    rest_errors=rest_errors, retry_after=retry_after, snapshot_delay=snapshot_delay,
+                    cut_at=cut_at, cut=cut, trades_error=trades_error)
     if speed < 0:
         raise typer.BadParameter(f"must be 0 or more, not {speed}", param_hint="--speed")
     if ping_interval is not None and ping_interval <= 0:

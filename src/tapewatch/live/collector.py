@@ -3,7 +3,8 @@
 Each feed parses its messages into one shared :class:`~tapewatch.sources.messages.Rows`;
 every ``flush_interval`` seconds (and once more when the collector stops) the rows gathered
 so far are written with :meth:`Store.write` (atomic per partition, idempotent), in a worker
-thread so that the event loop keeps receiving meanwhile.
+thread so that the event loop keeps receiving meanwhile. The trade coverage the feeds' shared
+:class:`~tapewatch.live.trades.TradeLedger` proved by then is written after the rows it covers.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
+import polars as pl
 
 from tapewatch.live.connection import Backoff, ConnectionLog, VenueFeed, run_connection
+from tapewatch.live.trades import TradeLedger
 from tapewatch.sources.base import Batch
 from tapewatch.sources.messages import Rows
 from tapewatch.store import Store
@@ -29,6 +32,7 @@ class Collector:
     stale_after: float = 30.0
     backoff: Backoff = field(default_factory=Backoff)
     rows: Rows = field(default_factory=Rows)
+    ledger: TradeLedger = field(default_factory=TradeLedger)  # the feeds' trade ids, gaps and coverage
     written: dict[str, int] = field(default_factory=dict)  # rows written so far, per kind
     _writing: asyncio.Future[None] | None = field(default=None, init=False, repr=False)
 
@@ -38,14 +42,16 @@ class Collector:
         if self._writing is not None:
             await self._writing
         batches = self.rows.take()
-        self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, batches))
+        proved = self.ledger.coverage()
+        self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, batches, proved))
         await asyncio.shield(self._writing)
         return batches
 
-    def _write(self, batches: list[Batch]) -> None:
+    def _write(self, batches: list[Batch], proved: pl.DataFrame) -> None:
         for b in batches:
             self.store.write(b.kind, b.rows)
             self.written[b.kind] = self.written.get(b.kind, 0) + b.rows.height
+        self.store.write("coverage", proved)
 
     async def run(self, session: aiohttp.ClientSession, feeds: list[tuple[VenueFeed, ConnectionLog]],
                   after: Callable[[list[Batch]], Awaitable[None]] | None = None) -> None:
@@ -61,7 +67,8 @@ class Collector:
         finally:
             for t in tasks:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            self.ledger.cancel()
+            await asyncio.gather(*tasks, *self.ledger.tasks, return_exceptions=True)
             written = await self.flush()
             if after is not None:
                 await after(written)
