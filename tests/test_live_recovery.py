@@ -71,12 +71,12 @@ def test_trades_lost_while_the_usdm_socket_was_cut_are_fetched_with_the_key(shar
     capture = Capture.read(shared / USDM, "perp")
     trades = binance_trades(capture)
     missed = [t["t"] for t in trades if 478 <= t["at"] < 518]
-    assert len(missed) == 10 and missed == list(range(missed[0], missed[0] + 10))
+    assert missed == list(range(5266584035, 5266584046))  # 11 consecutive ids, by hand from the file
     run = collect(shared, tmp_path / "live", Faults(cut_at=478, cut=40), sent_without(capture, 478, 40),
                   lambda f: f.log.recovered == 1, capture=USDM, market="perp", api_key="replay-key")
     assert run.log.connects == 2 and run.log.ends["closed"] >= 1  # the cut closed the socket; the feed came back
     check_trades(run.store, imported(shared, tmp_path / "ref", USDM), capture)
-    assert (run.feed.log.recovered, run.feed.log.recovered_trades, run.feed.log.lost) == (1, 10, 0)
+    assert (run.feed.log.recovered, run.feed.log.recovered_trades, run.feed.log.lost) == (1, 11, 0)
 
 
 def test_usdm_without_an_api_key_records_the_gap(shared: Path, tmp_path: Path) -> None:
@@ -84,8 +84,8 @@ def test_usdm_without_an_api_key_records_the_gap(shared: Path, tmp_path: Path) -
     run = collect(shared, tmp_path / "live", Faults(cut_at=478, cut=40), sent_without(capture, 478, 40),
                   lambda f: f.log.lost == 1, capture=USDM, market="perp")
     (line,) = run.feed.log.lines
-    assert "10 trades lost (USD-M historicalTrades needs an API key: set TAPEWATCH_BINANCE_API_KEY)" in line
-    assert run.store.read("trade").height == 469 - 10
+    assert "11 trades lost (USD-M historicalTrades needs an API key: set TAPEWATCH_BINANCE_API_KEY)" in line
+    assert run.store.read("trade").height == 469 - 11
 
 
 def test_refused_trade_requests_leave_a_hole_that_status_and_bars_respect(shared: Path, tmp_path: Path) -> None:
@@ -96,14 +96,14 @@ def test_refused_trade_requests_leave_a_hole_that_status_and_bars_respect(shared
     held = [t for t in trades if not 652 <= t["at"] < 692]
     before = max(t["T"] for t in held if t["t"] < 3735683359) * MS  # the last trade held before the missing ids
     after = min(t["T"] for t in held if t["t"] > 3735683366) * MS  # the first one after them
-    assert (before, after) == (1723161262929 * MS, 1723161264003 * MS)
+    assert (before, after) == (1723161259326 * MS, 1723161260469 * MS)
     stored = run.store.read("trade")
     assert sorted(map(int, stored["trade_id"])) == [t["t"] for t in held]
     log = run.feed.log
     assert (log.recovered, log.lost) == (0, 1)
     assert log.lines == ["binance spot BTC/USDT trade ids 3735683359–3735683366: 8 trades lost (HTTP 500: "
                          '{"code": -1000, "msg": "An unknown error occurred while processing the request."} after 3 tries); '
-                         "coverage has a hole 2024-08-08 23:54:22 → 2024-08-08 23:54:24 UTC"]
+                         "coverage has a hole 2024-08-08 23:54:19 → 2024-08-08 23:54:20 UTC"]
     (cov,) = coverage.summary(run.store)
     assert cov.holes == [(before + 1, after)]
     assert (int(cov.starts[0]), int(cov.ends[-1])) == (trades[0]["T"] * MS, trades[-1]["T"] * MS + 1)
@@ -116,9 +116,9 @@ def test_refused_trade_requests_leave_a_hole_that_status_and_bars_respect(shared
     bars = bars_from_store(run.store, "binance", "spot", "BTC/USDT", "1s")
     opens = {t["T"] * MS - t["T"] * MS % SECOND for t in held}
     over_hole = {t for t in opens if t < after and t + SECOND > before + 1}
-    assert over_hole == {1723161262 * SECOND, 1723161264 * SECOND}  # each holds trades that did arrive
+    assert over_hole == {1723161259 * SECOND, 1723161260 * SECOND}  # each holds trades that did arrive
     assert bars["ts"].dt.epoch("ns").to_list() == sorted(opens - over_hole)
-    first_after = 1723161265 * SECOND
+    first_after = 1723161261 * SECOND  # the first whole second after the hole
     inside = [t for t in held if first_after <= t["T"] * MS < first_after + SECOND]
     row = bars.filter(pl.col("ts").dt.epoch("ns") == first_after).row(0, named=True)
     assert row["trades"] == len(inside) and row["volume"] == float(sum(Decimal(t["q"]) for t in inside))
@@ -184,10 +184,16 @@ def test_replay_rest_trades_are_the_captured_trades_at_the_replay_point(shared: 
             await exchange.stop()
         return binance, coinbase, cursor
 
+    lines = [ln for ln in (shared / RECORDING).read_text().splitlines() if ln[:1].isdigit()]
+    skl = [json.loads(ln.split(": ", 1)[1]) for at, ln in enumerate(lines[:7400]) if '"product_id":"SKL-USD"' in ln
+           and ('"type":"match"' in ln or '"type":"last_match"' in ln)]
+    older = sorted((m["trade_id"] for m in skl if m["trade_id"] < 1568300), reverse=True)[:5]
     binance, coinbase, cursor = asyncio.run(main())
     want = [t for t in trades if t["at"] < 700 and t["t"] >= 3735683300]
     assert [b["id"] for b in binance] == [t["t"] for t in want]
     first, t0 = binance[0], want[0]
     assert first == {"id": t0["t"], "price": t0["p"], "qty": t0["q"], "quoteQty": str(Decimal(t0["p"]) * Decimal(t0["q"])),
                      "time": t0["T"], "isBuyerMaker": t0["m"], "isBestMatch": True}
-    assert [c["trade_id"] for c in coinbase] == [1568299, 1568298, 1568297, 1568296, 1568295] and cursor == 1568295
+    assert [c["trade_id"] for c in coinbase] == older and cursor == older[-1] and len(older) == 5
+    newest = next(m for m in skl if m["trade_id"] == older[0])
+    assert coinbase[0] == {k: newest[k] for k in ("time", "trade_id", "price", "size", "side")}
