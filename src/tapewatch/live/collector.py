@@ -4,7 +4,9 @@ Each feed parses its messages into one shared :class:`~tapewatch.sources.message
 every ``flush_interval`` seconds (and once more when the collector stops) the rows gathered
 so far are written with :meth:`Store.write` (atomic per partition, idempotent), in a worker
 thread so that the event loop keeps receiving meanwhile. The trade coverage the feeds' shared
-:class:`~tapewatch.live.trades.TradeLedger` proved by then is written after the rows it covers.
+:class:`~tapewatch.live.trades.TradeLedger` proved is written after the rows it covers, every
+``coverage_every`` seconds, at once when a trade gap was resolved (so that a hole shows at the
+next bar close), and on the last flush: one record per stream and minute rather than per flush.
 """
 
 from __future__ import annotations
@@ -33,16 +35,22 @@ class Collector:
     backoff: Backoff = field(default_factory=Backoff)
     rows: Rows = field(default_factory=Rows)
     ledger: TradeLedger = field(default_factory=TradeLedger)  # the feeds' trade ids, gaps and coverage
+    coverage_every: float = 60.0  # seconds between trade coverage writes
     written: dict[str, int] = field(default_factory=dict)  # rows written so far, per kind
     _writing: asyncio.Future[None] | None = field(default=None, init=False, repr=False)
+    _covered_at: float = field(default=0.0, init=False, repr=False)  # loop time of the last coverage write
 
-    async def flush(self) -> list[Batch]:
-        """Write the rows gathered since the last flush, one flush at a time, and return them. The
-        write runs on (shielded) when the caller is cancelled; the next flush waits for it."""
+    async def flush(self, last: bool = False) -> list[Batch]:
+        """Write the rows gathered since the last flush (and the coverage when due, or ``last``),
+        one flush at a time, and return them. The write runs on (shielded) when the caller is
+        cancelled; the next flush waits for it."""
         if self._writing is not None:
             await self._writing
         batches = self.rows.take()
-        proved = self.ledger.coverage()
+        now = asyncio.get_running_loop().time()
+        due = last or self.ledger.resolved or now - self._covered_at >= self.coverage_every
+        proved = self.ledger.coverage() if due else pl.DataFrame()
+        self._covered_at = now if due else self._covered_at
         self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, batches, proved))
         await asyncio.shield(self._writing)
         return batches
@@ -51,7 +59,8 @@ class Collector:
         for b in batches:
             self.store.write(b.kind, b.rows)
             self.written[b.kind] = self.written.get(b.kind, 0) + b.rows.height
-        self.store.write("coverage", proved)
+        if not proved.is_empty():
+            self.store.write("coverage", proved)
 
     async def run(self, session: aiohttp.ClientSession, feeds: list[tuple[VenueFeed, ConnectionLog]],
                   after: Callable[[list[Batch]], Awaitable[None]] | None = None) -> None:
@@ -69,6 +78,6 @@ class Collector:
                 t.cancel()
             self.ledger.cancel()
             await asyncio.gather(*tasks, *self.ledger.tasks, return_exceptions=True)
-            written = await self.flush()
+            written = await self.flush(last=True)
             if after is not None:
                 await after(written)

@@ -81,6 +81,12 @@ class TradeLedger:
 
     streams: dict[Key, _Stream] = field(default_factory=dict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)  # the recoveries running
+    resolved: bool = False  # a gap was resolved since the last coverage() call
+
+    def resolve(self, gap: Gap, state: str) -> None:
+        """Mark ``gap`` recovered or lost (its coverage is written at the next coverage() call)."""
+        gap.state = state
+        self.resolved = True
 
     def cancel(self) -> None:
         """Stop the running recoveries (collection is over); their gaps stay pending, unwritten."""
@@ -112,6 +118,7 @@ class TradeLedger:
         """The coverage records proved since the last call: per stream up to its first pending
         gap, a lost gap leaving a hole ``[before + 1, after)``."""
         spans: list[tuple[str, str, str, int, int]] = []
+        self.resolved = False
         for key, s in self.streams.items():
             cursor, blocked = s.start, False
             for gap in s.gaps:
@@ -184,7 +191,7 @@ class Recovery:
         self.rows.extend(kept)
         missing = [i for i in range(gap.lo, gap.hi + 1) if i not in found]
         if not missing:
-            gap.state = RECOVERED
+            self.ledger.resolve(gap, RECOVERED)
             self.log.recovered += 1
             self.log.recovered_trades += len(found)
             self.log.note(f"{gap.describe()}: missed on the stream, {len(found):,} recovered by REST")
@@ -192,7 +199,7 @@ class Recovery:
         low, high = missing[0], missing[-1]
         gap.before = found[low - 1]["ts"] if low - 1 in found else gap.before
         gap.after = found[high + 1]["ts"] if high + 1 in found else gap.after
-        gap.state = LOST
+        self.ledger.resolve(gap, LOST)
         self.log.lost += 1
         why = reason or "the venue did not serve them"
         self.log.note(f"{gap.describe()}: {len(missing):,} trades lost ({why}); coverage has a hole "
