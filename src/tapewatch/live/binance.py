@@ -200,13 +200,8 @@ class BinanceFeed:
         start = gap.lo
         while start <= gap.hi:
             params = {"symbol": native_symbol(gap.key.symbol), "fromId": str(start), "limit": str(TRADES_LIMIT[self.market])}
-            reply = await recovery.get(f"{self.endpoint.rest}{TRADES_PATH[self.market]}", params, headers)
-            page = Rows()
-            page.local_ts = reply.recv_ns
-            try:
-                binance_api.parse_rest(reply.body, "trades", Context(market=self.market, symbol=gap.key.symbol), page)
-            except MessageError as exc:
-                raise RecoveryError(f"malformed historicalTrades answer: {exc.reason}") from None
+            page, _ = await recovery.page(f"{self.endpoint.rest}{TRADES_PATH[self.market]}", params, binance_api.parse_rest,
+                                          Context(market=self.market, symbol=gap.key.symbol), headers)
             newest = max((int(r["trade_id"]) for r in page.of("trade")), default=start - 1)
             if newest < start:
                 return

@@ -24,7 +24,7 @@ import aiohttp
 
 from tapewatch.live.connection import Backoff, FeedLog
 from tapewatch.live.endpoints import Endpoint
-from tapewatch.live.trades import Gap, Recovery, RecoveryError, TradeLedger
+from tapewatch.live.trades import Gap, Recovery, TradeLedger
 from tapewatch.sources import coinbase
 from tapewatch.sources.messages import Context, MessageError, Rows
 
@@ -77,13 +77,9 @@ class CoinbaseFeed:
         product = gap.key.symbol.replace("/", "-")
         cursor = gap.hi + 1
         while cursor > gap.lo:
-            reply = await recovery.get(f"{self.endpoint.rest}/products/{product}/trades", {"after": str(cursor), "limit": str(TRADES_LIMIT)})
-            page = Rows()
-            page.local_ts = reply.recv_ns
-            try:
-                coinbase.parse_rest(reply.body, "trades", Context(market=coinbase.MARKET, symbol=gap.key.symbol), page)
-            except MessageError as exc:
-                raise RecoveryError(f"malformed trades answer: {exc.reason}") from None
+            page, reply = await recovery.page(f"{self.endpoint.rest}/products/{product}/trades",
+                                              {"after": str(cursor), "limit": str(TRADES_LIMIT)}, coinbase.parse_rest,
+                                              Context(market=coinbase.MARKET, symbol=gap.key.symbol))
             oldest = min((int(r["trade_id"]) for r in page.of("trade")), default=cursor)
             if oldest >= cursor:
                 return

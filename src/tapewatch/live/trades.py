@@ -33,7 +33,7 @@ import polars as pl
 from tapewatch import coverage
 from tapewatch.live.connection import Backoff, FeedLog
 from tapewatch.live.rest import Reply, get_json
-from tapewatch.sources.messages import Key, Rows
+from tapewatch.sources.messages import Context, Key, MessageError, Rows
 from tapewatch.timeutil import ns_to_iso
 
 ORIGIN = "live"
@@ -175,6 +175,19 @@ class Recovery:
             if reply.ok:
                 return reply
         raise RecoveryError(f"{reply.reason} after {self.attempts} tries")
+
+    async def page(self, url: str, params: Mapping[str, str], parse: Callable[[Any, str, Context, Rows], None],
+                   ctx: Context, headers: Mapping[str, str] | None = None) -> tuple[Rows, Reply]:
+        """One REST page of trades (see :meth:`get`) parsed by ``parse`` (an importer's
+        ``parse_rest``, kind ``trades``) with ``ctx``; rows stamped with the answer's receive time."""
+        reply = await self.get(url, params, headers)
+        rows = Rows()
+        rows.local_ts = reply.recv_ns
+        try:
+            parse(reply.body, "trades", ctx, rows)
+        except MessageError as exc:
+            raise RecoveryError(f"malformed trades answer: {exc.reason}") from None
+        return rows, reply
 
     async def fill(self, gap: Gap) -> None:
         """Fetch the gap's trades; keep those of its ids; resolve it as recovered or lost."""
