@@ -19,11 +19,14 @@ from pathlib import Path
 
 import aiohttp
 import polars as pl
+import pytest
 from typer.testing import CliRunner
 
 from tapewatch import coverage
 from tapewatch.bars import bars_from_store
 from tapewatch.cli import app
+from tapewatch.config import config_from_dict
+from tapewatch.errors import TapewatchError
 from tapewatch.importer import parse_file
 from tapewatch.live.coinbase import CoinbaseFeed
 from tapewatch.live.collector import Collector
@@ -32,6 +35,7 @@ from tapewatch.live.endpoints import Endpoint
 from tapewatch.replay.faults import Faults
 from tapewatch.replay.server import ReplayExchange
 from tapewatch.replay.timeline import Feed, read_timeline
+from tapewatch.signals.compute import compute_signals
 from tapewatch.sources import Hints
 from tapewatch.store import Store
 from tapewatch.timeutil import ns_to_iso
@@ -123,6 +127,10 @@ def test_refused_trade_requests_leave_a_hole_that_status_and_bars_respect(shared
     row = bars.filter(pl.col("ts").dt.epoch("ns") == first_after).row(0, named=True)
     assert row["trades"] == len(inside) and row["volume"] == float(sum(Decimal(t["q"]) for t in inside))
     assert row["taker_buy_volume"] == float(sum(Decimal(t["q"]) for t in inside if not t["m"]))
+    # the factors read those bars as unavailable: null net taker flow and CVD there, never 0
+    sig = compute_signals(run.store, "BTC", "1s", None, None, config_from_dict({"interval": "1s"}), 2 * 10**18).frame
+    hole_rows = sig.filter(pl.col("ts").dt.epoch("ns").is_in(sorted(over_hole)))
+    assert hole_rows.height == 2 and hole_rows["spot_net_taker"].null_count() == 2 and hole_rows["spot_cvd"].null_count() == 2
 
 
 def test_coinbase_matches_lost_in_a_cut_are_fetched_by_cursor(shared: Path, tmp_path: Path) -> None:
@@ -197,3 +205,10 @@ def test_replay_rest_trades_are_the_captured_trades_at_the_replay_point(shared: 
     assert [c["trade_id"] for c in coinbase] == older and cursor == older[-1] and len(older) == 5
     newest = next(m for m in skl if m["trade_id"] == older[0])
     assert coinbase[0] == {k: newest[k] for k in ("time", "trade_id", "price", "size", "side")}
+
+
+def test_the_new_faults_refuse_bad_values() -> None:
+    with pytest.raises(TapewatchError, match="--trades-error must be an HTTP error status"):
+        Faults(trades_error=200)
+    with pytest.raises(TapewatchError, match="--cut must be 0 or more"):
+        Faults(cut_at=3, cut=-1)

@@ -13,6 +13,7 @@ from tapewatch.importer import expand
 from tapewatch.replay.faults import Faults
 from tapewatch.replay.server import DEPTH_PATHS, ReplayExchange
 from tapewatch.replay.timeline import Timeline, read_timeline
+from tapewatch.replay.trades import TRADES_PATHS
 
 
 @friendly
@@ -72,8 +73,9 @@ def _announce(exchange: ReplayExchange, timeline: Timeline) -> None:
         if feed.exchange == "binance":
             snaps = len(timeline.snapshots.get(feed, []))
             where = (f"websocket {exchange.base_url(feed, 'ws')}/stream?streams=..., "
-                     f"REST {exchange.base_url(feed)}{DEPTH_PATHS[feed.market]} ({snaps:,} depth snapshots)")
+                     f"REST {exchange.base_url(feed)}{DEPTH_PATHS[feed.market]} ({snaps:,} depth snapshots) "
+                     f"and {TRADES_PATHS[feed.market]}")
         else:
-            where = f"websocket {exchange.base_url(feed, 'ws')} (send a subscribe message)"
+            where = f"websocket {exchange.base_url(feed, 'ws')} (send a subscribe message), REST /products/{{id}}/trades"
         console.print(f"Serving {feed.label}: {n:,} messages, {where}", highlight=False, soft_wrap=True)
     console.print(f"Speed {exchange.speed:g}x (0 = as fast as possible). Stop with Ctrl-C.", highlight=False)
