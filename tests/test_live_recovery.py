@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
+import numpy as np
 import polars as pl
 import pytest
 from typer.testing import CliRunner
@@ -32,11 +33,13 @@ from tapewatch.live.coinbase import CoinbaseFeed
 from tapewatch.live.collector import Collector
 from tapewatch.live.connection import Backoff, ConnectionLog
 from tapewatch.live.endpoints import Endpoint
+from tapewatch.live.trades import LOST, TradeLedger
 from tapewatch.replay.faults import Faults
 from tapewatch.replay.server import ReplayExchange
 from tapewatch.replay.timeline import Feed, read_timeline
 from tapewatch.signals.compute import compute_signals
 from tapewatch.sources import Hints
+from tapewatch.sources.messages import Key
 from tapewatch.store import Store
 from tapewatch.timeutil import ns_to_iso
 from test_live_collector import SPOT, USDM, Capture, check_trades, collect, imported, run_until, without_local
@@ -212,3 +215,21 @@ def test_the_new_faults_refuse_bad_values() -> None:
         Faults(trades_error=200)
     with pytest.raises(TapewatchError, match="--cut must be 0 or more"):
         Faults(cut_at=3, cut=-1)
+
+
+def test_the_ledger_writes_no_coverage_past_a_pending_gap(shared: Path) -> None:
+    trades = binance_trades(Capture.read(shared / SPOT))
+    key = Key("binance", "spot", "BTC/USDT")
+    ledger = TradeLedger()
+    gaps = [g for t in trades if not 3735683359 <= t["t"] <= 3735683366
+            if (g := ledger.seen(key, t["t"], t["T"] * MS)) is not None]
+    assert [(g.lo, g.hi) for g in gaps] == [(3735683359, 3735683366)]
+    before, after = 1723161259326 * MS, 1723161260469 * MS  # trades 3735683358 and 3735683367, by hand
+    assert (gaps[0].before, gaps[0].after, ledger.pending_from()) == (before, after, before)
+    spans = ledger.coverage().select(pl.col("ts").dt.epoch("ns"), pl.col("end").dt.epoch("ns")).rows()
+    assert spans == [(trades[0]["T"] * MS, before + 1)]  # nothing past the trade before the gap yet
+    ledger.resolve(gaps[0], LOST)
+    spans += ledger.coverage().select(pl.col("ts").dt.epoch("ns"), pl.col("end").dt.epoch("ns")).rows()
+    starts, ends = coverage.union(*map(np.array, zip(*spans)))
+    assert list(zip(starts.tolist(), ends.tolist())) == [(trades[0]["T"] * MS, before + 1), (after, trades[-1]["T"] * MS + 1)]
+    assert ledger.pending_from() is None and ledger.seen(key, 3735683360, after) is None  # an old id opens nothing
