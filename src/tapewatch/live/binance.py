@@ -2,19 +2,26 @@
 
 Messages go through the same parser as ``tapewatch import`` (:func:`binance_api.parse_ws_message`,
 :func:`binance_api.parse_rest`), so a live row equals an imported row (``local_ts`` is the local
-receive time of the live message). A spot snapshot carries no time: it is stamped with the venue
-clock at its receipt, the receive time shifted by the lag of the last depth diff (its event time
-``E`` minus its receive time), so that it falls among the diffs it syncs even when the feed is a
-replay of old traffic.
+receive time of the live message).
 
 Depth, per Binance's "How to manage a local order book correctly" (rules in
 :mod:`tapewatch.book.rules`, decided by the same :func:`~tapewatch.book.rules.decide`): diffs are
 buffered until a REST snapshot (the venue's deepest limit) arrives; buffered diffs with
 ``u <= lastUpdateId`` (USD-M: ``u < lastUpdateId``) are dropped; the first one applied must
 bridge the snapshot; after that a break in U/u (USD-M: ``pu``) is a gap: the book is discarded
-and a new snapshot fetched. Only the snapshot rows and the diffs applied in sync are stored as
-``book_delta``. REST 429 / 418 answers are retried after their ``Retry-After``; a snapshot
-that cannot bridge the buffered diffs (older than them) is fetched again after a backoff.
+and a new snapshot fetched. REST 429 / 418 answers are retried after their ``Retry-After``; a
+snapshot that cannot bridge the buffered diffs (older than them) is fetched again after a backoff.
+
+Stored as ``book_delta``: every well-formed diff as received (as an import of a capture of the
+same stream stores it) and every snapshot fetched, so the book engine that derives book_depth
+(:mod:`tapewatch.book.derive`) applies the venue rule to the same rows an import gives it, sees
+the same gaps and names the same spans without depth. A snapshot is stored when the feed
+decides on the first diff past it (the bridging one, or one showing a gap), so that it follows
+the diffs it covers whichever of REST and websocket answered first. A USD-M snapshot
+has its own time ``E``; a spot snapshot has none: it is stamped with the event time ``E`` of the
+newest diff it covers (``u <= lastUpdateId``), or, when the feed received none of them, with the
+receive time shifted by the lag of the last depth diff (its event time minus its receive time),
+but not past the first diff past it.
 
 Trades missed on the stream (a gap in the ``@trade`` ids, see :mod:`tapewatch.live.trades`) are
 fetched from ``historicalTrades`` by ``fromId``, a page of up to 1,000 (spot) / 500 (USD-M)
@@ -53,12 +60,12 @@ API_KEY_ENV = "TAPEWATCH_BINANCE_API_KEY"  # USD-M historicalTrades needs a key 
 
 @dataclass(frozen=True)
 class _Diff:
-    """A depth diff: first and last update id (U, u), USD-M's pu (NULL on spot), its parsed rows."""
+    """A depth diff: first and last update id (U, u), USD-M's pu (NULL on spot), event time (ns)."""
 
     first: int
     last: int
     prev: int
-    rows: Rows
+    time: int
 
 
 @dataclass
@@ -69,6 +76,8 @@ class _Book:
     last: int = rules.NULL
     buffer: list[_Diff] = dc_field(default_factory=list)
     fetch: asyncio.Task[None] | None = None
+    unstamped: tuple[dict[str, Any], int, int] | None = None  # a snapshot not stored yet: body, receive ns, time estimate
+    covered: int | None = None  # event time (ns) of the newest diff the unstamped snapshot covers
 
 
 class BinanceFeed:
@@ -100,9 +109,10 @@ class BinanceFeed:
 
     def closed(self) -> None:
         """The stream broke: every book must be synced again from a new snapshot."""
-        for book in self.books.values():
+        for native, book in self.books.items():
             if book.fetch is not None:
                 book.fetch.cancel()
+            self._stamp(native, book, None)
         self.books.clear()
 
     def handle(self, text: str, recv_ns: int) -> None:
@@ -115,13 +125,13 @@ class BinanceFeed:
             binance_api.parse_ws_message(msg, Context(market=self.market, recv_ns=recv_ns), parsed)
             data = msg.get("data") if isinstance(msg, dict) else None
             if isinstance(data, dict) and data.get("e") == "depthUpdate":
-                self.lag = integer(field(data, "E"), "E") * 1_000_000 - recv_ns
+                event = integer(field(data, "E"), "E") * 1_000_000
+                self.lag = event - recv_ns
                 diff = _Diff(integer(field(data, "U"), "U"), integer(field(data, "u"), "u"),
-                             rules.NULL if data.get("pu") is None else integer(data["pu"], "pu"), parsed)
-                self._diff(str(data["s"]), diff)
-            else:
-                self.rows.extend(parsed)
-                self.recovery.check(parsed)
+                             rules.NULL if data.get("pu") is None else integer(data["pu"], "pu"), event)
+                self._diff(str(data["s"]), diff)  # first: a snapshot it releases goes before it
+            self.rows.extend(parsed)
+            self.recovery.check(parsed)
         except ValueError as exc:
             self.log.skip(self.market, text, f"bad JSON ({exc})")
         except MessageError as exc:
@@ -143,11 +153,14 @@ class BinanceFeed:
     def _step(self, native: str, book: _Book, diff: _Diff) -> bool:
         """Decide on one diff with the venue rule; False when it broke the sync (a gap)."""
         action = rules.decide(self.code, book.state, book.last, False, False, diff.last, diff.first, diff.prev)
+        if action == rules.STALE and book.unstamped is not None:
+            book.covered = diff.time
+        elif action != rules.STALE:
+            self._stamp(native, book, diff.time)
         if action == rules.APPLY:
             if book.state != rules.S_LIVE:
                 self.log.synced += 1
             book.state, book.last = rules.S_LIVE, diff.last
-            self.rows.extend(diff.rows)
         elif action == rules.GAP:
             self.log.gaps += 1
             book.state, book.last, book.buffer = rules.S_NONE, rules.NULL, [diff]
@@ -165,23 +178,37 @@ class BinanceFeed:
             if fetched is None:
                 continue
             body, recv_ns = fetched
-            snapshot = Rows()
-            snapshot.local_ts = recv_ns
             try:
-                ctx = Context(market=self.market, symbol=symbol_of(native), recv_ns=recv_ns + self.lag)
-                binance_api.parse_rest(body, "depth", ctx, snapshot)
+                self._snapshot_rows(native, body, recv_ns, recv_ns + self.lag)  # checked now, stored later
                 last = integer(field(body, "lastUpdateId"), "lastUpdateId")
             except MessageError as exc:
                 self.log.skip(f"{self.market} depth snapshot", json.dumps(body), exc.reason)
                 continue
             self.log.snapshots += 1
-            self.rows.extend(snapshot)
+            book.unstamped, book.covered = (body, recv_ns, recv_ns + self.lag), None  # see the module docstring
             book.state, book.last = rules.S_AWAIT, last
             pending, book.buffer = book.buffer, []
             for i, diff in enumerate(pending):
                 if not self._step(native, book, diff):
                     book.buffer = pending[i:]
                     break
+
+    def _snapshot_rows(self, native: str, body: dict[str, Any], recv_ns: int, stamp: int) -> Rows:
+        """A snapshot's rows (MessageError when malformed); a spot snapshot is stamped ``stamp`` (ns)."""
+        rows = Rows()
+        rows.local_ts = recv_ns
+        binance_api.parse_rest(body, "depth", Context(market=self.market, symbol=symbol_of(native), recv_ns=stamp), rows)
+        return rows
+
+    def _stamp(self, native: str, book: _Book, past: int | None) -> None:
+        """Store the snapshot not stored yet, if any (a spot one at the event time of the newest diff
+        it covers; none received: the receive-time estimate, but not after ``past``, the event time
+        of the first diff past it, ns)."""
+        if book.unstamped is not None:
+            body, recv_ns, estimate = book.unstamped
+            book.unstamped = None
+            stamp = book.covered if book.covered is not None else min(estimate, past if past is not None else estimate)
+            self.rows.extend(self._snapshot_rows(native, body, recv_ns, stamp))
 
     async def _fetch(self, native: str) -> tuple[dict[str, Any], int] | None:
         """One snapshot request: (body, receive ns), or None on an error (429 / 418: after Retry-After)."""

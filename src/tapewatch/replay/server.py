@@ -7,8 +7,8 @@ Each feed is served under its own path prefix on one host and port (base URLs ar
   ``{base}/stream?streams=btcusdt@depth@100ms/btcusdt@trade`` sends the captured combined-stream
   messages ``{"stream": ..., "data": ...}`` of the streams asked for, exactly as captured; REST
   ``GET {base}/api/v3/depth?symbol=BTCUSDT&limit=N`` (spot) and ``{base}/fapi/v1/depth`` (USD-M)
-  answer with the captured depth snapshot current at the replay point (the body as captured;
-  cut to ``limit`` levels a side when ``limit`` is smaller);
+  answer with the book as it stands at the replay point, ``limit`` levels a side (the captured
+  snapshot and the diffs pumped since: see :mod:`tapewatch.replay.book`);
 * Coinbase Exchange ``/coinbase``: websocket ``{base}`` takes a ``{"type": "subscribe",
   "product_ids": [...], "channels": [...]}`` message and sends the recorded messages of those
   products and channels (messages of no product, such as ``subscriptions`` replies, to all);
@@ -31,6 +31,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tapewatch.replay.book import ReplayBooks
 from tapewatch.replay.faults import REST_ERRORS, Faults
 from tapewatch.replay.pump import Client, FeedPump
 from tapewatch.replay.timeline import Feed, Message, Timeline
@@ -55,6 +56,7 @@ class ReplayExchange:
         self.speed = speed
         self.ping_interval = ping_interval  # seconds between server pings (None: none); no pong in time closes
         self.pumps: dict[Feed, FeedPump] = {}
+        self.books = ReplayBooks(timeline)
         self.trades = trade_book(timeline)
         self.rest_requests = 0
         self.host = "127.0.0.1"
@@ -83,6 +85,7 @@ class ReplayExchange:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Start serving; the pumps live in the running event loop."""
         self.pumps = {f: FeedPump(self.timeline.messages.get(f, []), self.faults, self.speed) for f in self.timeline.feeds}
+        self.books = ReplayBooks(self.timeline)  # the replay starts again from the first message
         self._runner = web.AppRunner(self.app(), handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -166,26 +169,18 @@ class ReplayExchange:
             limit_text = request.query.get("limit", "100")
             if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_DEPTH_LIMIT[feed.market]:
                 return _binance_error(400, -1100, f"Illegal characters found in parameter 'limit'; legal range is 1 to {MAX_DEPTH_LIMIT[feed.market]}.")
-            snap = self.timeline.snapshot(feed, symbol, self.pumps[feed].position)
-            if snap is None:
+            body = self.books.depth(feed, symbol, self.pumps[feed].position, int(limit_text))
+            if body is None:
                 return _binance_error(400, -1121, "Invalid symbol.")
             if f.snapshot_delay:
                 await asyncio.sleep(f.snapshot_delay)
-            return web.Response(text=_cut(snap.raw, int(limit_text)), content_type="application/json")
+            return web.Response(text=body, content_type="application/json")
 
         return handler
 
 
 def _binance_error(status: int, code: int, msg: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"code": code, "msg": msg}, status=status, headers=headers)
-
-
-def _cut(raw: str, limit: int) -> str:
-    """The snapshot body as captured, or re-encoded with ``limit`` levels a side when it has more."""
-    body = json.loads(raw)
-    if len(body["bids"]) <= limit and len(body["asks"]) <= limit:
-        return raw
-    return json.dumps(body | {"bids": body["bids"][:limit], "asks": body["asks"][:limit]}, separators=(",", ":"))
 
 
 def _coinbase_subscribe(text: str) -> Callable[[Message], bool] | str:

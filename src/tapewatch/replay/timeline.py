@@ -14,7 +14,8 @@ byte for byte), its capture time (ns since the epoch, the recording machine's cl
 channel (the Binance stream name, or the Coinbase channel of its ``type``) and its product
 (the native symbol: ``BTCUSDT``, ``BTC-USD``; empty for messages of no product). Binance depth
 snapshots are kept per symbol with their position in the feed (how many of the feed's messages
-came before them), so the server can answer with the snapshot current at the replay point.
+came before them), so the server can anchor the book it answers on the snapshot current at the
+replay point (:mod:`tapewatch.replay.book`).
 """
 
 from __future__ import annotations
