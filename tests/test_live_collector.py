@@ -121,8 +121,10 @@ async def run_until(collector: Collector, session: aiohttp.ClientSession, feed: 
 
 
 def collect(shared: Path, root: Path, faults: Faults | None, sent: int, done: Callable[[BinanceFeed], bool],
-            stale_after: float = 30.0, capture: Path = SPOT, market: str = "spot", ping_interval: float | None = None) -> Run:
-    """Collect from the replay exchange until ``sent`` messages arrived and ``done``; stop; flush."""
+            stale_after: float = 30.0, capture: Path = SPOT, market: str = "spot", ping_interval: float | None = None,
+            api_key: str | None = None) -> Run:
+    """Collect from the replay exchange until ``sent`` messages arrived and ``done``; stop; flush
+    (the trade coverage too: the feed is on the collector's ledger)."""
 
     async def main() -> Run:
         exchange = ReplayExchange(read_timeline([shared / capture]), faults, speed=0, ping_interval=ping_interval)
@@ -134,7 +136,8 @@ def collect(shared: Path, root: Path, faults: Faults | None, sent: int, done: Ca
         log = ConnectionLog()
         try:
             async with aiohttp.ClientSession() as session:
-                feed = BinanceFeed(market, STREAMS[market], endpoint, session, collector.rows, Backoff(0.01, 0.2, random.Random(1)))
+                feed = BinanceFeed(market, STREAMS[market], endpoint, session, collector.rows, Backoff(0.01, 0.2, random.Random(1)),
+                                   collector.ledger, api_key)
                 await run_until(collector, session, feed, log, lambda: log.messages >= sent and done(feed)
                                 and (ping_interval is None or log.ends["stale"] > 0))
         finally:

@@ -22,12 +22,20 @@ has its own time ``E``; a spot snapshot has none: it is stamped with the event t
 newest diff it covers (``u <= lastUpdateId``), or, when the feed received none of them, with the
 receive time shifted by the lag of the last depth diff (its event time minus its receive time),
 but not past the first diff past it.
+
+Trades missed on the stream (a gap in the ``@trade`` ids, see :mod:`tapewatch.live.trades`) are
+fetched from ``historicalTrades`` by ``fromId``, a page of up to 1,000 (spot) / 500 (USD-M)
+trades at a time, until the gap is filled or the venue serves no more. Spot's endpoint needs no
+key; USD-M's needs one in the ``X-MBX-APIKEY`` header (and serves recent months only): the key is
+read from the environment variable ``TAPEWATCH_BINANCE_API_KEY`` and only ever sent in that header.
+Without it USD-M gaps are recorded as holes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
@@ -38,11 +46,16 @@ from tapewatch.book import rules
 from tapewatch.live.connection import Backoff, FeedLog
 from tapewatch.live.endpoints import Endpoint
 from tapewatch.live.rest import get_json
+from tapewatch.live.trades import Gap, Recovery, RecoveryError, TradeLedger
 from tapewatch.sources import binance_api
 from tapewatch.sources.messages import Context, MessageError, Rows, field, integer, symbol_of
+from tapewatch.symbols import native_symbol
 
 DEPTH_PATH = {"spot": "/api/v3/depth", "perp": "/fapi/v1/depth"}
 DEPTH_LIMIT = {"spot": 5000, "perp": 1000}  # the deepest snapshot each market serves
+TRADES_PATH = {"spot": "/api/v3/historicalTrades", "perp": "/fapi/v1/historicalTrades"}
+TRADES_LIMIT = {"spot": 1000, "perp": 500}  # the most trades a historicalTrades page holds
+API_KEY_ENV = "TAPEWATCH_BINANCE_API_KEY"  # USD-M historicalTrades needs a key (MARKET_DATA)
 
 
 @dataclass(frozen=True)
@@ -71,7 +84,8 @@ class BinanceFeed:
     """One Binance market's combined streams (``streams`` such as ``btcusdt@depth@100ms``)."""
 
     def __init__(self, market: str, streams: list[str], endpoint: Endpoint, session: aiohttp.ClientSession,
-                 rows: Rows, rest_backoff: Backoff | None = None) -> None:
+                 rows: Rows, rest_backoff: Backoff | None = None, ledger: TradeLedger | None = None,
+                 api_key: str | None = None) -> None:
         self.market = market
         self.streams = streams
         self.endpoint = endpoint
@@ -81,6 +95,8 @@ class BinanceFeed:
         self.code = rules.rule(rules.rule_for(binance_api.EXCHANGE, market)).code
         self.books: dict[str, _Book] = {}
         self.log = FeedLog()
+        self._api_key = api_key  # sent in the X-MBX-APIKEY header only, never printed
+        self.recovery = Recovery(ledger or TradeLedger(), rows, self.log, self._trade_pages, session, self.rest_backoff)
         self.lag = 0  # event time − receive time of the last depth diff, ns (the venue clock's offset)
         # compile the rule now: a first compile inside the stream would stall it past stale_after
         rules.decide(self.code, rules.S_NONE, rules.NULL, False, False, 0, 0, rules.NULL)
@@ -115,6 +131,7 @@ class BinanceFeed:
                              rules.NULL if data.get("pu") is None else integer(data["pu"], "pu"), event)
                 self._diff(str(data["s"]), diff)  # first: a snapshot it releases goes before it
             self.rows.extend(parsed)
+            self.recovery.check(parsed)
         except ValueError as exc:
             self.log.skip(self.market, text, f"bad JSON ({exc})")
         except MessageError as exc:
@@ -195,6 +212,25 @@ class BinanceFeed:
 
     async def _fetch(self, native: str) -> tuple[dict[str, Any], int] | None:
         """One snapshot request: (body, receive ns), or None on an error (429 / 418: after Retry-After)."""
-        url = f"{self.endpoint.rest}{DEPTH_PATH[self.market]}"
-        got = await get_json(self.session, url, {"symbol": native, "limit": str(DEPTH_LIMIT[self.market])}, self.log)
-        return None if isinstance(got, str) else got
+        params = {"symbol": native, "limit": str(DEPTH_LIMIT[self.market])}
+        reply = await get_json(self.session, f"{self.endpoint.rest}{DEPTH_PATH[self.market]}", params, self.log)
+        return (reply.body, reply.recv_ns) if reply.ok else None
+
+    async def _trade_pages(self, recovery: Recovery, gap: Gap) -> AsyncIterator[Rows]:
+        """historicalTrades pages from ``fromId`` = the gap's first id on, until past its last id
+        or the venue serves nothing newer; RecoveryError when a page cannot be had."""
+        headers = {}
+        if self.market == "perp":
+            if not self._api_key:
+                raise RecoveryError(f"USD-M historicalTrades needs an API key: set {API_KEY_ENV}")
+            headers["X-MBX-APIKEY"] = self._api_key
+        start = gap.lo
+        while start <= gap.hi:
+            params = {"symbol": native_symbol(gap.key.symbol), "fromId": str(start), "limit": str(TRADES_LIMIT[self.market])}
+            page, _ = await recovery.page(f"{self.endpoint.rest}{TRADES_PATH[self.market]}", params, binance_api.parse_rest,
+                                          Context(market=self.market, symbol=gap.key.symbol), headers)
+            newest = max((int(r["trade_id"]) for r in page.of("trade")), default=start - 1)
+            if newest < start:
+                return
+            yield page
+            start = newest + 1

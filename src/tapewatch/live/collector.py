@@ -3,7 +3,10 @@
 Each feed parses its messages into one shared :class:`~tapewatch.sources.messages.Rows`;
 every ``flush_interval`` seconds (and once more when the collector stops) the rows gathered
 so far are written with :meth:`Store.write` (atomic per partition, idempotent), in a worker
-thread so that the event loop keeps receiving meanwhile.
+thread so that the event loop keeps receiving meanwhile. The trade coverage the feeds' shared
+:class:`~tapewatch.live.trades.TradeLedger` proved is written after the rows it covers, every
+``coverage_every`` seconds, at once when a trade gap was resolved (so that a hole shows at the
+next bar close), and on the last flush: one record per stream and minute rather than per flush.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
+import polars as pl
 
 from tapewatch.live.connection import Backoff, ConnectionLog, VenueFeed, run_connection
+from tapewatch.live.trades import TradeLedger
 from tapewatch.sources.base import Batch
 from tapewatch.sources.messages import Rows
 from tapewatch.store import Store
@@ -29,23 +34,33 @@ class Collector:
     stale_after: float = 30.0
     backoff: Backoff = field(default_factory=Backoff)
     rows: Rows = field(default_factory=Rows)
+    ledger: TradeLedger = field(default_factory=TradeLedger)  # the feeds' trade ids, gaps and coverage
+    coverage_every: float = 60.0  # seconds between trade coverage writes
     written: dict[str, int] = field(default_factory=dict)  # rows written so far, per kind
     _writing: asyncio.Future[None] | None = field(default=None, init=False, repr=False)
+    _covered_at: float = field(default=0.0, init=False, repr=False)  # loop time of the last coverage write
 
-    async def flush(self) -> list[Batch]:
-        """Write the rows gathered since the last flush, one flush at a time, and return them. The
-        write runs on (shielded) when the caller is cancelled; the next flush waits for it."""
+    async def flush(self, last: bool = False) -> list[Batch]:
+        """Write the rows gathered since the last flush (and the coverage when due, or ``last``),
+        one flush at a time, and return them. The write runs on (shielded) when the caller is
+        cancelled; the next flush waits for it."""
         if self._writing is not None:
             await self._writing
         batches = self.rows.take()
-        self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, batches))
+        now = asyncio.get_running_loop().time()
+        due = last or self.ledger.resolved or now - self._covered_at >= self.coverage_every
+        proved = self.ledger.coverage() if due else pl.DataFrame()
+        self._covered_at = now if due else self._covered_at
+        self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, batches, proved))
         await asyncio.shield(self._writing)
         return batches
 
-    def _write(self, batches: list[Batch]) -> None:
+    def _write(self, batches: list[Batch], proved: pl.DataFrame) -> None:
         for b in batches:
             self.store.write(b.kind, b.rows)
             self.written[b.kind] = self.written.get(b.kind, 0) + b.rows.height
+        if not proved.is_empty():
+            self.store.write("coverage", proved)
 
     async def run(self, session: aiohttp.ClientSession, feeds: list[tuple[VenueFeed, ConnectionLog]],
                   after: Callable[[list[Batch]], Awaitable[None]] | None = None,
@@ -64,7 +79,8 @@ class Collector:
         finally:
             for t in tasks:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            written = await self.flush()
+            self.ledger.cancel()
+            await asyncio.gather(*tasks, *self.ledger.tasks, return_exceptions=True)
+            written = await self.flush(last=True)
             if after is not None:
                 await after(written)

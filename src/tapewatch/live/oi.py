@@ -63,14 +63,13 @@ class OIPoller:
     async def poll(self) -> None:
         """One request; its row is kept, or the failure counted with its reason."""
         self.polls += 1
-        got = await get_json(self.session, self.url, {"symbol": self.native}, self.log)
-        if isinstance(got, str):
-            self._fail(got)
+        reply = await get_json(self.session, self.url, {"symbol": self.native}, self.log)
+        if not reply.ok:
+            self._fail(reply.reason)
             return
-        body, recv_ns = got
         parsed = Rows()
         try:
-            binance_api.parse_rest(body, "openInterest", Context(market="perp", recv_ns=recv_ns), parsed)
+            binance_api.parse_rest(reply.body, "openInterest", Context(market="perp", recv_ns=reply.recv_ns), parsed)
         except MessageError as exc:
             self._fail(f"bad body ({exc.reason})")
             return

@@ -8,7 +8,8 @@ after each flush (and the last one, on the way out):
 2. the venue clock moves on: the latest trade time plus the wall time since that trade arrived
    (UTC ns; so a replay of old traffic runs on its own clock, and a silent market still closes bars);
 3. every bar of ``interval`` whose close lies ``grace`` seconds or more behind the venue clock is
-   closed: its signals are computed by :func:`~tapewatch.signals.compute.compute_signals` on the
+   closed (but no bar from the first trade followed by a trade-id gap still being recovered by
+   REST on, see :mod:`tapewatch.live.trades`): its signals are computed by :func:`~tapewatch.signals.compute.compute_signals` on the
    stored data (the batch code over the session's bars so far, warm-up included, ``now`` = the
    last close; the CVD columns so run from the session's first bar), its row goes through
    :meth:`AlertEngine.on_bar`, and each alert is sent by :meth:`Dispatcher.emit` as its own task,
@@ -20,8 +21,9 @@ There is no separate live formula: a bar's live row is the batch row of the same
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +37,7 @@ from tapewatch.book.derive import BookKey, merge_spans, touched_books, update_bo
 from tapewatch.config import Config, MarketRef, SeriesRef
 from tapewatch.display import fmt_number
 from tapewatch.errors import TapewatchError
-from tapewatch.live.binance import BinanceFeed
+from tapewatch.live.binance import API_KEY_ENV, BinanceFeed
 from tapewatch.live.coinbase import CoinbaseFeed
 from tapewatch.live.collector import Collector
 from tapewatch.live.connection import ConnectionLog, VenueFeed
@@ -67,11 +69,15 @@ def usdt_usd_markets(cfg: Config) -> list[SeriesRef]:
 
 
 def build_feeds(cfg: Config, base: str, endpoints: Endpoints, session: aiohttp.ClientSession,
-                collector: Collector, say: Say) -> list[VenueFeed]:
+                collector: Collector, say: Say, env: Mapping[str, str] | None = None) -> list[VenueFeed]:
     """One feed per venue market of :func:`markets` (Binance spot / USD-M, Coinbase Exchange spot),
     plus the trades of the :func:`usdt_usd_markets` on those venues (Binance ``trade`` streams on
     the market's connection; Coinbase ``matches`` on a connection of their own, so that their book
-    is not collected); a market of another venue is named in a line through ``say`` and not collected."""
+    is not collected), on the collector's rows and trade ledger, their recovery lines said through
+    ``say``; a market of another venue is named in a line through ``say`` and not collected. The
+    Binance API key (USD-M trade recovery) is ``TAPEWATCH_BINANCE_API_KEY`` of ``env`` (default:
+    the environment)."""
+    env = os.environ if env is None else env
     binance: dict[str, list[str]] = {}
     coinbase: list[str] = []
     rates: list[str] = []  # Coinbase USDT/USD products: matches only
@@ -87,13 +93,16 @@ def build_feeds(cfg: Config, base: str, endpoints: Endpoints, session: aiohttp.C
             (rates if trades_only else coinbase).append(f"{asset}-{quote}".upper())
         else:
             say(f"not collected: {name} (live collects Binance spot and USD-M, and Coinbase spot)")
-    feeds: list[VenueFeed] = [BinanceFeed(m, s, endpoints.of("binance", m), session, collector.rows)
-                              for m, s in binance.items()]
-    if coinbase:
-        feeds.append(CoinbaseFeed(coinbase, COINBASE_CHANNELS, endpoints.of("coinbase", "spot"), collector.rows))
-    if rates:
-        feeds.append(CoinbaseFeed(rates, ["matches"], endpoints.of("coinbase", "spot"), collector.rows))
-    return feeds
+    feeds: list[BinanceFeed | CoinbaseFeed] = [
+        BinanceFeed(m, s, endpoints.of("binance", m), session, collector.rows, ledger=collector.ledger,
+                    api_key=env.get(API_KEY_ENV) or None) for m, s in binance.items()]
+    for products, channels in ((coinbase, COINBASE_CHANNELS), (rates, ["matches"])):
+        if products:
+            feeds.append(CoinbaseFeed(products, channels, endpoints.of("coinbase", "spot"), collector.rows,
+                                      session, collector.ledger))
+    for feed in feeds:
+        feed.log.say = say
+    return list(feeds)
 
 
 @dataclass
@@ -157,6 +166,9 @@ class LiveRunner:
         if clock is None or self.next_bar is None:
             return
         limit = clock - int(self.grace * 1e9)
+        pending = self.collector.ledger.pending_from()
+        if pending is not None:  # trades after it may still come by REST: those bars wait
+            limit = min(limit, pending)
         end = limit - limit % self.step  # the close of the last bar closed by now
         await self.close_bars(end)
 

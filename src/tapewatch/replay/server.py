@@ -13,7 +13,9 @@ Each feed is served under its own path prefix on one host and port (base URLs ar
   (:mod:`tapewatch.replay.rest_oi`);
 * Coinbase Exchange ``/coinbase``: websocket ``{base}`` takes a ``{"type": "subscribe",
   "product_ids": [...], "channels": [...]}`` message and sends the recorded messages of those
-  products and channels (messages of no product, such as ``subscriptions`` replies, to all).
+  products and channels (messages of no product, such as ``subscriptions`` replies, to all);
+* REST trades (Binance historicalTrades, Coinbase ``/products/{id}/trades``) built from the
+  captured trade messages: see :mod:`tapewatch.replay.trades`.
 
 Errors are answered as the venues do: Binance ``{"code": ..., "msg": ...}`` with 400 for a bad
 symbol or limit; faults (see :mod:`tapewatch.replay.faults`) add 429 / 418 with
@@ -36,6 +38,7 @@ from tapewatch.replay.faults import REST_ERRORS, Faults
 from tapewatch.replay.pump import Client, FeedPump
 from tapewatch.replay.rest_oi import OI_PATH, open_interest_handler
 from tapewatch.replay.timeline import OI_FEED, Feed, Message, Timeline
+from tapewatch.replay.trades import TRADES_PATHS, binance_trades, coinbase_trades, trade_book
 
 PREFIXES = {Feed("binance", "spot"): "/binance-spot", Feed("binance", "perp"): "/binance-usdm", Feed("coinbase", "spot"): "/coinbase"}
 DEPTH_PATHS = {"spot": "/api/v3/depth", "perp": "/fapi/v1/depth"}
@@ -57,6 +60,7 @@ class ReplayExchange:
         self.ping_interval = ping_interval  # seconds between server pings (None: none); no pong in time closes
         self.pumps: dict[Feed, FeedPump] = {}
         self.books = ReplayBooks(timeline)
+        self.trades = trade_book(timeline)
         self.rest_requests = 0
         self.asked: list[str] = []  # what clients subscribed to: Binance stream paths, Coinbase subscribe messages
         self.host = "127.0.0.1"
@@ -76,9 +80,11 @@ class ReplayExchange:
                 app.router.add_get(prefix + "/stream", self._binance_ws(feed))
                 app.router.add_get(prefix + DEPTH_PATHS[feed.market], self._binance_depth(feed))
                 if feed == OI_FEED:
-                    app.router.add_get(prefix + OI_PATH, open_interest_handler(self.timeline.open_interest, self._refused))
+                    app.router.add_get(prefix + OI_PATH, open_interest_handler(self.timeline.open_interest, self.refusal))
+                app.router.add_get(prefix + TRADES_PATHS[feed.market], binance_trades(self, feed))
             else:
                 app.router.add_get(prefix, self._coinbase_ws(feed))
+                app.router.add_get(prefix + "/products/{product}/trades", coinbase_trades(self, feed))
         app.on_shutdown.append(self._shutdown)
         return app
 
@@ -135,6 +141,14 @@ class ReplayExchange:
                 pump.leave(client)
         return ws
 
+    def refusal(self) -> web.Response | None:
+        """Count a REST request; the 429 / 418 answer when the ``rest_error`` fault refuses it."""
+        self.rest_requests += 1
+        f = self.faults
+        if f.rest_error is not None and self.rest_requests <= f.rest_errors:
+            return _binance_error(f.rest_error, -1003, REST_ERRORS[f.rest_error], {"Retry-After": str(f.retry_after)})
+        return None
+
     def _binance_ws(self, feed: Feed) -> Callable[[web.Request], Any]:
         async def handler(request: web.Request) -> web.StreamResponse:
             self.asked.append(request.path_qs)
@@ -151,17 +165,9 @@ class ReplayExchange:
 
         return handler
 
-    def _refused(self) -> web.Response | None:
-        """Count one REST request; the injected 429 / 418 answer while the faults say so, else None."""
-        self.rest_requests += 1
-        f = self.faults
-        if f.rest_error is not None and self.rest_requests <= f.rest_errors:
-            return _binance_error(f.rest_error, -1003, REST_ERRORS[f.rest_error], {"Retry-After": str(f.retry_after)})
-        return None
-
     def _binance_depth(self, feed: Feed) -> Callable[[web.Request], Any]:
         async def handler(request: web.Request) -> web.Response:
-            refused = self._refused()
+            refused = self.refusal()
             if refused is not None:
                 return refused
             f = self.faults
