@@ -127,7 +127,9 @@ def test_a_refused_poll_waits_out_its_retry_after(shared: Path, status: int) -> 
     # the first poll is refused; the next request comes only after the 1 s Retry-After, at the
     # first tick of the 0.5 s grid not yet passed (without it, the polls at 0.5 and 1 s)
     assert requests == 2 and poller.log.refused == 1 and 1.0 <= got_at < 1.7
-    assert poller.failed == 1 and poller.summary() == f"open interest BTCUSDT: 2 polls, 1 failed (last: HTTP {status} (rate limited))"
+    why = "IP banned" if status == 418 else "rate limited"
+    assert poller.failed == 1
+    assert poller.summary() == f"open interest BTCUSDT: 2 polls, 1 failed (last: HTTP {status} ({why}, waited 1 s))"
     [b] = rows.batches()
     assert b.kind == "open_interest" and b.rows["oi"].to_list() == [70056.543]
 
@@ -142,8 +144,8 @@ def test_failed_polls_are_counted_and_the_polls_go_on(shared: Path) -> None:
         return poller
 
     poller = serve([shared / OI_BODY], None, body)
-    assert poller.failed >= 2 and poller.last_error == "HTTP 400"
-    assert poller.summary().startswith("open interest ETHUSDT: ") and "failed (last: HTTP 400)" in poller.summary()
+    assert poller.failed >= 2 and poller.last_error.startswith("HTTP 400: ") and "Invalid symbol" in poller.last_error
+    assert poller.summary().startswith("open interest ETHUSDT: ") and "failed (last: HTTP 400: " in poller.summary()
 
 
 def test_oi_period_is_validated_and_other_venues_are_named() -> None:
