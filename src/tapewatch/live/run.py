@@ -9,12 +9,15 @@ after each flush (and the last one, on the way out):
    (UTC ns; so a replay of old traffic runs on its own clock, and a silent market still closes bars);
 3. every bar of ``interval`` whose close lies ``grace`` seconds or more behind the venue clock is
    closed: its signals are computed by :func:`~tapewatch.signals.compute.compute_signals` on the
-   stored data (the batch code over the session's bars so far, warm-up included, ``now`` = the
-   last close; the CVD columns so run from the session's first bar), its row goes through
+   stored data (the batch code from the first bar to close, reading only the factors' declared
+   warm-up before it, ``now`` = the last close; the running CVD columns are then continued from
+   the previous close by :func:`~tapewatch.signals.resume.continue_cumulative`, so they run from
+   the session's first bar, and a close costs the same however long the session), its row goes through
    :meth:`AlertEngine.on_bar`, and each alert is sent by :meth:`Dispatcher.emit` as its own task,
    so a slow or failing webhook never delays collection. One status line per closed bar.
 
-There is no separate live formula: a bar's live row is the batch row of the same stored data.
+There is no separate live formula: a bar's live row is the batch row of the same stored data
+(``compute_signals`` from the session's first bar to that bar's close), bit for bit.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from tapewatch.live.connection import ConnectionLog, VenueFeed
 from tapewatch.live.endpoints import Endpoints
 from tapewatch.signals.base import SIDES, ns_of
 from tapewatch.signals.compute import compute_signals
+from tapewatch.signals.resume import Totals, continue_cumulative
 from tapewatch.sources.base import Batch
 from tapewatch.study.settings import StudySettings
 from tapewatch.study.wiring import track_records
@@ -96,7 +100,7 @@ class LiveRunner:
     alerts: list[Alert] = field(default_factory=list)
     skew: int | None = None  # max(trade time − receive time), ns: venue clock = wall clock + skew
     next_bar: int | None = None  # open of the first bar not closed yet, UTC ns
-    first_bar: int | None = None  # open of the session's first bar (of its first trade), UTC ns
+    cvd: Totals = field(default_factory=dict)  # the running CVD columns at the last closed bar
     _sending: set[asyncio.Task[Any]] = field(default_factory=set)
     _alert_session: aiohttp.ClientSession | None = None
     engine: AlertEngine | None = None  # built on the context of the first signals computed
@@ -146,8 +150,8 @@ class LiveRunner:
         ts = pl.col("ts").dt.epoch("ns") if trades.schema["ts"] != pl.Int64 else pl.col("ts")
         got = trades.select((ts - pl.col("local_ts")).max().alias("skew"), ts.min().alias("first")).row(0)
         self.skew = got[0] if self.skew is None else max(self.skew, got[0])
-        if self.next_bar is None:
-            self.next_bar = self.first_bar = got[1] - got[1] % self.step
+        if self.next_bar is None:  # the session's first bar: that of its first trade
+            self.next_bar = got[1] - got[1] % self.step
 
     def _update_books(self, spans: dict[BookKey, tuple[int, int]]) -> None:
         for key in sorted(spans):
@@ -168,12 +172,12 @@ class LiveRunner:
     def _close(self, start: int, end: int) -> list[tuple[str, list[Alert]]]:
         """(In a thread) the signals of the bars in [start, end) and each bar's status line and alerts."""
         self.next_bar = end
-        try:  # from the session's first bar: the range-cumulative columns (CVD) run over the session
-            sig = compute_signals(self.collector.store, self.base, self.interval, self.first_bar, end, self.cfg, end)
+        try:  # the warm-up before `start` is read by compute_signals itself (registry.warmup_bars)
+            sig = compute_signals(self.collector.store, self.base, self.interval, start, end, self.cfg, end)
         except TapewatchError as exc:
             return [(f"{self.base} {self.interval} bars to {ns_to_iso(end)} UTC: no signals ({exc})", [])]
         engine = self.engine = self.engine or AlertEngine(sig.context, self._record)
-        frame = sig.frame.filter(pl.col("ts").dt.epoch("ns") >= start)
+        frame, self.cvd = continue_cumulative(sig.frame, self.cvd)
         out = [(self.status(row), engine.on_bar(row)) for row in frame.iter_rows(named=True)]
         self.frames.append(frame)
         return out
