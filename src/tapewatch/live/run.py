@@ -5,8 +5,12 @@ after each flush (and the last one, on the way out):
 
 1. book_depth is brought up to date for every book that got deltas
    (:func:`tapewatch.book.derive.update_book`, resuming from its saved engine state);
-2. the venue clock moves on: the latest trade time plus the wall time since that trade arrived
-   (UTC ns; so a replay of old traffic runs on its own clock, and a silent market still closes bars);
+2. the venue clock moves on: by the wall time since the last flush, at most two flush intervals
+   (so a silent market still closes bars), and at least to the latest stored trade time (UTC ns;
+   so a replay of old traffic runs on its own clock). The cap is what keeps a stalled process
+   honest: when the loop or a feed falls behind (a busy CPU, a long close), the messages sent
+   meanwhile are still in the socket, and a clock that ran on with the wall would close their bars
+   before they are stored; capped, it waits for their trades to move it;
 3. every bar of ``interval`` whose close lies ``grace`` seconds or more behind the venue clock is
    closed: its signals are computed by :func:`~tapewatch.signals.compute.compute_signals` on the
    stored data (the batch code from the first bar to close, reading only the factors' declared
@@ -98,7 +102,8 @@ class LiveRunner:
     grace: float = 2.0  # seconds the venue clock must be past a bar's close before it is closed
     frames: list[pl.DataFrame] = field(default_factory=list)  # the signal rows of each closed bar
     alerts: list[Alert] = field(default_factory=list)
-    skew: int | None = None  # max(trade time − receive time), ns: venue clock = wall clock + skew
+    venue: int | None = None  # the venue clock, UTC ns (None before the first trade)
+    _wall: int = 0  # monotonic ns of the last clock move
     next_bar: int | None = None  # open of the first bar not closed yet, UTC ns
     cvd: Totals = field(default_factory=dict)  # the running CVD columns at the last closed bar
     _sending: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -113,10 +118,6 @@ class LiveRunner:
     def bars_closed(self) -> int:
         """Bars closed so far."""
         return sum(f.height for f in self.frames)
-
-    def clock(self, wall_ns: int) -> int | None:
-        """The venue clock at local time ``wall_ns`` (None before the first trade)."""
-        return None if self.skew is None else wall_ns + self.skew
 
     async def run(self, feeds: list[tuple[VenueFeed, ConnectionLog]], session: aiohttp.ClientSession) -> None:
         """Collect until cancelled; on the way out the last rows are flushed and processed, and the
@@ -135,23 +136,27 @@ class LiveRunner:
         for b in batches:
             if b.kind == "book_delta" and b.rows.height:
                 spans = merge_spans(spans, touched_books(b.rows))
-            elif b.kind == "trade" and b.rows.height:
-                self._move_clock(b.rows)
+        self._tick(time.monotonic_ns(), [b.rows for b in batches if b.kind == "trade" and b.rows.height])
         if spans:
             await asyncio.to_thread(self._update_books, spans)
-        clock = self.clock(time.time_ns())
-        if clock is None or self.next_bar is None:
+        if self.venue is None or self.next_bar is None:
             return
-        limit = clock - int(self.grace * 1e9)
+        limit = self.venue - int(self.grace * 1e9)
         end = limit - limit % self.step  # the close of the last bar closed by now
         await self.close_bars(end)
 
-    def _move_clock(self, trades: pl.DataFrame) -> None:
-        ts = pl.col("ts").dt.epoch("ns") if trades.schema["ts"] != pl.Int64 else pl.col("ts")
-        got = trades.select((ts - pl.col("local_ts")).max().alias("skew"), ts.min().alias("first")).row(0)
-        self.skew = got[0] if self.skew is None else max(self.skew, got[0])
+    def _tick(self, wall: int, trades: list[pl.DataFrame]) -> None:
+        """Move the venue clock at monotonic time ``wall`` (ns) past the ``trades`` just stored."""
+        if self.venue is not None:
+            self.venue += min(wall - self._wall, int(2e9 * self.collector.flush_interval))
+        self._wall = wall
+        if not trades:
+            return
+        ts = pl.concat([t.get_column("ts").cast(pl.Datetime("ns", "UTC")).dt.epoch("ns") for t in trades])
+        first, last = int(ts.min()), int(ts.max())  # type: ignore[arg-type]
+        self.venue = last if self.venue is None else max(self.venue, last)
         if self.next_bar is None:  # the session's first bar: that of its first trade
-            self.next_bar = got[1] - got[1] % self.step
+            self.next_bar = first - first % self.step
 
     def _update_books(self, spans: dict[BookKey, tuple[int, int]]) -> None:
         for key in sorted(spans):
