@@ -29,14 +29,15 @@ from tapewatch.book._jit import njit
 
 
 @njit
-def _parts(x: np.ndarray, ok: np.ndarray, a0: int, w: int) -> tuple[np.ndarray, ...]:  # pragma: no cover - numba
-    """Per bar: (count, sum, mean, M2) of the block prefix up to it and the block suffix from it."""
+def _running(x: np.ndarray, ok: np.ndarray, order: np.ndarray, reset: np.ndarray) -> tuple[np.ndarray, ...]:  # pragma: no cover - numba
+    """Visiting the rows in ``order`` and starting afresh at each row where ``reset`` holds: per row,
+    (count, sum, Welford mean, M2) of the present values visited since the last reset, itself included."""
     n = x.shape[0]
-    pc, ps, pm, pq = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
-    sc, ss, sm, sq = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    cnt, tot, mean, m2 = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
     c = s = m = q = 0.0
-    for i in range(n):
-        if i == 0 or (a0 + i) % w == 0:
+    for k in range(n):
+        i = order[k]
+        if reset[i]:
             c = s = m = q = 0.0
         if ok[i]:
             c += 1.0
@@ -44,26 +45,20 @@ def _parts(x: np.ndarray, ok: np.ndarray, a0: int, w: int) -> tuple[np.ndarray, 
             d = x[i] - m
             m += d / c
             q += d * (x[i] - m)
-        pc[i], ps[i], pm[i], pq[i] = c, s, m, q
-    c = s = m = q = 0.0
-    for i in range(n - 1, -1, -1):
-        if i == n - 1 or (a0 + i + 1) % w == 0:
-            c = s = m = q = 0.0
-        if ok[i]:
-            c += 1.0
-            s += x[i]
-            d = x[i] - m
-            m += d / c
-            q += d * (x[i] - m)
-        sc[i], ss[i], sm[i], sq[i] = c, s, m, q
-    return pc, ps, pm, pq, sc, ss, sm, sq
+        cnt[i], tot[i], mean[i], m2[i] = c, s, m, q
+    return cnt, tot, mean, m2
 
 
 @njit
 def _windows(x: np.ndarray, ok: np.ndarray, a0: int, w: int) -> tuple[np.ndarray, ...]:  # pragma: no cover - numba
     """Per bar: (count, sum, M2) of the present values in the ``w`` bars ending there."""
-    pc, ps, pm, pq, sc, ss, sm, sq = _parts(x, ok, a0, w)
     n = x.shape[0]
+    rows = np.arange(n)
+    pos = (a0 + rows) % w  # place of each bar in its block
+    first_of_block, last_of_block = pos == 0, pos == w - 1
+    first_of_block[0] = last_of_block[n - 1] = True
+    pc, ps, pm, pq = _running(x, ok, rows, first_of_block)  # block prefixes, up to each bar
+    sc, ss, sm, sq = _running(x, ok, rows[::-1], last_of_block)  # block suffixes, from each bar
     cnt, tot, m2 = np.zeros(n), np.zeros(n), np.zeros(n)
     for i in range(n):
         first = max(0, i - w + 1)
