@@ -37,6 +37,9 @@ from webhook_receiver import Receiver, closed_port
 STEP = 2_000_000_000
 FIRST = 1723161254 * 10**9  # bar of the first spot trade (23:54:15.3)
 LAST = 1723161282 * 10**9  # bar of the last one (23:54:43.4)
+# venue seconds past a bar's close before it is closed (1 s of wall time at 4x): room for one feed
+# to be read a little after the other on a busy machine
+GRACE = 4.0
 CONFIG = {
     "interval": "2s",
     "flow": {"window": 3, "rally_pct": 0.0, "z_history": 2, "z_min_history": 2},
@@ -69,7 +72,7 @@ def live(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-d
     with Receiver([(500, {})]) as receiver:
         env = {"TAPEWATCH_WEBHOOK_HOOK": receiver.url("/hook"),
                "TAPEWATCH_WEBHOOK_DOWN": f"http://127.0.0.1:{closed_port()}/down"}
-        runner, store = run_live(shared, root, env, CONFIG, LAST, Faults(rest_error=429, retry_after=1), 2.0, lines)
+        runner, store = run_live(shared, root, env, CONFIG, LAST, Faults(rest_error=429, retry_after=1), GRACE, lines)
     return runner, store, receiver, lines
 
 

@@ -79,6 +79,9 @@ def run_live(shared: Path, root: Path, webhooks: dict[str, str], raw: dict[str, 
                 task = asyncio.create_task(runner.run([(f, ConnectionLog()) for f in feeds], session))
                 await asyncio.wait_for(exchange.finished(), 15)
                 while runner.next_bar is None or runner.next_bar <= until:
+                    if task.done():  # the runner stopped: its exception, not a wait forever
+                        task.result()
+                        raise AssertionError("the live runner stopped before closing the bars")
                     await asyncio.sleep(0.02)
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
