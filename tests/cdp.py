@@ -121,6 +121,17 @@ class Chromium:
             raise RuntimeError(f"page script failed: {res['exceptionDetails']}")
         return res["result"].get("value")
 
+    def page_errors(self) -> list[dict[str, Any]]:
+        """The uncaught exceptions, ``console.error`` calls and (with ``Log.enable``) error log
+        entries received so far."""
+        return [e for e in self.events if e.get("method") == "Runtime.exceptionThrown"
+                or (e.get("method") == "Runtime.consoleAPICalled" and e["params"].get("type") == "error")
+                or (e.get("method") == "Log.entryAdded" and e["params"]["entry"].get("level") == "error")]
+
+    def requested_urls(self) -> list[str]:
+        """The URL of every request the pages sent so far."""
+        return [e["params"]["request"]["url"] for e in self.events if e.get("method") == "Network.requestWillBeSent"]
+
     def wait_for(self, session: str, expression: str, timeout: float = 60) -> Any:
         """Evaluate ``expression`` until it is truthy; returns that value."""
         deadline = time.monotonic() + timeout

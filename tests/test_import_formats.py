@@ -165,6 +165,25 @@ def test_duplicate_bars_name_both_rows_and_write_nothing(shared: Path, tmp_path:
     assert store.read("bar").is_empty()
 
 
+def test_the_unfinished_last_bar_of_a_dump_is_left_out_with_a_note(shared: Path, tmp_path: Path) -> None:
+    """The real end of the 4h dump: two bars, then the bar in progress with no open or close time."""
+    lines = gzip.open(shared / KAGGLE / "btc_4h_data_tail.csv.gz", "rt").read().splitlines()
+    assert lines[-1].startswith(",") and ",," in lines[-1]  # no open time, no close time
+    path = tmp_path / KAGGLE / "btc_4h_data_2018_to_2025.csv"
+    path.parent.mkdir()
+    path.write_text("\n".join(lines) + "\n")
+    (batch,) = parse(path)[1]
+    raw = list(csv.DictReader(io.StringIO("\n".join(lines[:-1]))))
+    assert batch.rows.select("ts", "open", "close", "volume", "taker_buy_volume", "quote_volume", "trades").rows() == (
+        kline_expected(raw)
+    )
+    assert batch.notes == [f"row {len(lines)} has no open or close time (the bar in progress when the file was "
+                           "written): not imported"]
+    # anywhere but last, a row without times is an error naming it
+    path.write_text("\n".join([lines[0], lines[-1], *lines[1:-1]]) + "\n")
+    raises(path, "empty open_time", row=2)
+
+
 def test_exchange_flag_is_honoured_and_a_contradiction_is_an_error(shared: Path, tmp_path: Path) -> None:
     src = shared / KAGGLE / "btc_1d_data_2018_to_2025.csv.gz"
     p = tmp_path / "us" / "btc_1d.csv.gz"

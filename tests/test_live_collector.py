@@ -1,6 +1,9 @@
-"""The live collector against the replay exchange serving the real spot capture: the stored rows
-equal what `tapewatch import` makes of the same file, and the depth sync follows Binance's rules
-(checked on the capture's update ids, read here by hand), also under faults."""
+"""The live collector against the replay exchange serving the real spot and USD-M captures: the
+stored rows equal what `tapewatch import` makes of the same file, and the depth sync follows
+Binance's rules (checked on the capture's update ids, read here by hand), also under faults: after a
+gap or a stale reconnect the book resyncs from a fresh snapshot (checked against a book built here
+by hand from the capture), and the book_depth derived from the live store equals the import's at
+every bar but those of the spans the store names as without depth."""
 
 from __future__ import annotations
 
@@ -10,12 +13,17 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import aiohttp
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
+from capture_book import hand_book
+from tapewatch.book.derive import book_sync_status, touched_books, update_book
+from tapewatch.commands.data import missing_lines
 from tapewatch.importer import parse_file
 from tapewatch.live.binance import BinanceFeed
 from tapewatch.live.coinbase import CoinbaseFeed
@@ -41,7 +49,7 @@ class Capture:
 
     market: str
     messages: list[dict]
-    last_update_id: int
+    snapshot: dict
     positions: list[int]  # each message's index among all the feed's messages (every stream)
 
     @classmethod
@@ -50,7 +58,7 @@ class Capture:
         for line in gzip.decompress(path.read_bytes()).decode().splitlines():
             body = json.loads(line.split(" ", 1)[1])
             if "lastUpdateId" in body:
-                snap = body["lastUpdateId"]
+                snap = body
                 continue
             if body["stream"] in STREAMS[market]:
                 msgs.append(body)
@@ -59,12 +67,33 @@ class Capture:
         assert snap is not None
         return cls(market, msgs, snap, positions)
 
-    def diff_ids(self, messages: list[dict]) -> list[int]:
-        """``u`` of the diffs a gapless book applies on the snapshot, in order: spot drops
-        u <= lastUpdateId, USD-M drops u < lastUpdateId."""
-        spot = self.market == "spot"
-        return [m["data"]["u"] for m in messages if m["data"]["e"] == "depthUpdate"
-                and (m["data"]["u"] > self.last_update_id if spot else m["data"]["u"] >= self.last_update_id)]
+    @property
+    def last_update_id(self) -> int:
+        return self.snapshot["lastUpdateId"]
+
+    @property
+    def depth(self) -> list[dict]:
+        """The depth diffs' ``data``, in order."""
+        return [m["data"] for m in self.messages if m["data"]["e"] == "depthUpdate"]
+
+    def book_at(self, upto: int) -> dict[str, list[tuple[float, float]]]:
+        """The venue's book after update id ``upto``, built by hand (:func:`hand_book`): the
+        captured snapshot, then every diff with lastUpdateId < u <= upto; best first, cut to the
+        snapshot limit the feed asks for."""
+        bids, asks, _ = hand_book(self.snapshot, (d for d in self.depth if d["u"] <= upto))
+        limit = {"spot": 5000, "perp": 1000}[self.market]
+        return {"bid": sorted(((float(p), float(q)) for p, q in bids.items()), reverse=True)[:limit],
+                "ask": sorted((float(p), float(q)) for p, q in asks.items())[:limit]}
+
+    def snapshot_ns(self, upto: int) -> int:
+        """When the live feed stamps a snapshot at update id ``upto`` (UTC ns): spot, the event time
+        of the newest diff it covers (u <= upto); USD-M, the body's E: the captured one, or that of
+        the diff whose u it ends at."""
+        if self.market == "spot":
+            return max(d["E"] for d in self.depth if d["u"] <= upto) * 1_000_000
+        if upto == self.last_update_id:
+            return self.snapshot["E"] * 1_000_000
+        return next(d["E"] for d in self.depth if d["u"] == upto) * 1_000_000
 
 
 @dataclass
@@ -92,8 +121,10 @@ async def run_until(collector: Collector, session: aiohttp.ClientSession, feed: 
 
 
 def collect(shared: Path, root: Path, faults: Faults | None, sent: int, done: Callable[[BinanceFeed], bool],
-            stale_after: float = 30.0, capture: Path = SPOT, market: str = "spot", ping_interval: float | None = None) -> Run:
-    """Collect from the replay exchange until ``sent`` messages arrived and ``done``; stop; flush."""
+            stale_after: float = 30.0, capture: Path = SPOT, market: str = "spot", ping_interval: float | None = None,
+            api_key: str | None = None) -> Run:
+    """Collect from the replay exchange until ``sent`` messages arrived and ``done``; stop; flush
+    (the trade coverage too: the feed is on the collector's ledger)."""
 
     async def main() -> Run:
         exchange = ReplayExchange(read_timeline([shared / capture]), faults, speed=0, ping_interval=ping_interval)
@@ -105,7 +136,8 @@ def collect(shared: Path, root: Path, faults: Faults | None, sent: int, done: Ca
         log = ConnectionLog()
         try:
             async with aiohttp.ClientSession() as session:
-                feed = BinanceFeed(market, STREAMS[market], endpoint, session, collector.rows, Backoff(0.01, 0.2, random.Random(1)))
+                feed = BinanceFeed(market, STREAMS[market], endpoint, session, collector.rows, Backoff(0.01, 0.2, random.Random(1)),
+                                   collector.ledger, api_key)
                 await run_until(collector, session, feed, log, lambda: log.messages >= sent and done(feed)
                                 and (ping_interval is None or log.ends["stale"] > 0))
         finally:
@@ -141,37 +173,97 @@ def diffs(store: Store) -> pl.DataFrame:
     return store.read("book_delta").filter(~pl.col("is_snapshot"))
 
 
-def check_book(live: Store, ref: Store, applied: list[int]) -> int:
-    """The stored diffs are exactly the ``applied`` ones, row for row as imported; the snapshot
-    rows of each snapshot fetched are the imported ones (but for the spot snapshot's time: the
-    receive time); returns how many snapshots were stored."""
+def check_book(live: Store, ref: Store, capture: Capture, withheld: tuple[int, ...] = ()) -> list[int]:
+    """Every captured diff but the ``withheld`` ones (by u) is stored, row for row as imported; each
+    snapshot stored holds the venue's book at its update id (:meth:`Capture.book_at`) and is stamped
+    :meth:`Capture.snapshot_ns`. Returns the snapshots' update ids, in order."""
     got = diffs(live)
-    assert got["seq"].unique(maintain_order=True).to_list() == applied
-    want = diffs(ref).filter(pl.col("seq").is_in(applied))
+    assert got["seq"].unique(maintain_order=True).to_list() == [d["u"] for d in capture.depth if d["u"] not in withheld]
+    want = diffs(ref).filter(~pl.col("seq").is_in(list(withheld)))
     assert without_local(got).equals(without_local(want))
-    snaps = live.read("book_delta").filter(pl.col("is_snapshot")).partition_by("ts", maintain_order=True)
-    want_snap = without_local(ref.read("book_delta").filter(pl.col("is_snapshot")), "ts")
-    assert snaps and all(without_local(s, "ts").equals(want_snap) for s in snaps)
-    return len(snaps)
+    snaps = live.read("book_delta").filter(pl.col("is_snapshot")).partition_by("seq", maintain_order=True)
+    assert snaps
+    for snap in snaps:
+        upto = snap["seq"][0]
+        assert snap["ts"].dt.epoch("ns").unique().to_list() == [capture.snapshot_ns(upto)]
+        book = {side: list(zip(rows["price"], rows["amount"]))
+                for side, rows in ((s, snap.filter(pl.col("side") == s)) for s in ("bid", "ask"))}
+        book["bid"].sort(reverse=True)
+        book["ask"].sort()
+        assert book == capture.book_at(upto)
+    return [s["seq"][0] for s in snaps]
 
 
-@pytest.mark.parametrize(("path", "market", "n_applied"), [(SPOT, "spot", 279), (USDM, "perp", 230)])
-def test_collected_rows_equal_the_import_of_the_capture(shared: Path, tmp_path: Path, path: Path, market: str,
-                                                         n_applied: int) -> None:
+def applied_snapshots(live: Store, spans: list[tuple[int, int, bool]]) -> list[tuple[datetime, float, float]]:
+    """(ts, deepest bid, deepest ask) of each stored snapshot the book engine applies, read off the
+    stored messages in order by Binance's rule: the first; one that ends a span without depth (a
+    resync); and one past the book (its lastUpdateId above every diff's u before it), while one
+    the book already reached is ignored."""
+    out: list[tuple[datetime, float, float]] = []
+    reached = -1
+    ends = {hi for _lo, hi, _open in spans}
+    for msg in live.read("book_delta").partition_by(["ts", "seq", "is_snapshot"], maintain_order=True):
+        seq, ts = msg["seq"][0], msg["ts"][0]
+        if not msg["is_snapshot"][0]:
+            reached = max(reached, seq)
+        elif not out or seq > reached or msg.select(pl.col("ts").dt.epoch("ns")).item(0, 0) in ends:
+            out.append((ts, msg.filter(pl.col("side") == "bid")["price"].min(), msg.filter(pl.col("side") == "ask")["price"].max()))
+    return out
+
+
+def check_depth(live: Store, ref: Store, capture: Capture) -> list[tuple[int, int, bool]]:
+    """Derive book_depth in both stores with update_book (after the collection, as LiveRunner does
+    after each flush; the import derives the same way). At every 1 s bar from the first live delta
+    on outside the spans the live store names as without depth (``tapewatch status``), the live
+    depth equals the import's; only how far each side is known differs where the live book was
+    last reset by a snapshot whose deepest level is not the captured snapshot's (a USD-M snapshot
+    holds 1000 levels a side at most): there it is that snapshot's deepest level's distance from
+    the same mid (see :func:`applied_snapshots`). The live store has bars after the last span.
+    Returns the spans."""
+    for store in (live, ref):
+        for key, (lo, _hi) in touched_books(store.read("book_delta")).items():
+            update_book(store, key, lo)
+    [(_key, spans)] = book_sync_status(live)
+    ts = pl.col("ts").dt.epoch("ns")
+    start = live.read("book_delta").select(ts.min()).item()
+    outside = pl.all_horizontal([ts >= start, *(~ts.is_between(lo, hi) for lo, hi, _ in spans)])
+    order = ["ts", "reference", "band_pct"]
+    got, want = live.read("book_depth").sort(order), ref.read("book_depth").filter(outside).sort(order)
+    assert got.filter(ts > spans[-1][1]).height > 0
+    known = ["bid_known_pct", "ask_known_pct"]
+    assert_frame_equal(got.drop(known), want.drop(known))
+    snaps = applied_snapshots(live, spans)
+    low, high = min(float(p) for p, _ in capture.snapshot["bids"]), max(float(p) for p, _ in capture.snapshot["asks"])
+    for bar, bid, ask, ref_bid, ref_ask in zip(got["ts"], *(got[c] for c in known), *(want[c] for c in known)):
+        _at, deepest_bid, deepest_ask = [s for s in snaps if s[0] <= bar][-1]
+        mid = low / (1 - ref_bid / 100)  # the import's bid known range is the captured snapshot's
+        assert mid == pytest.approx(high / (1 + ref_ask / 100), rel=1e-12)
+        assert (bid, ask) == (pytest.approx(100 * (1 - deepest_bid / mid), rel=1e-9),
+                              pytest.approx(100 * (deepest_ask / mid - 1), rel=1e-9))
+    return spans
+
+
+def utc_ms(ns: int) -> str:
+    return datetime.fromtimestamp(ns // 1_000_000 / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+@pytest.mark.parametrize(("path", "market"), [(SPOT, "spot"), (USDM, "perp")])
+def test_collected_rows_equal_the_import_of_the_capture(shared: Path, tmp_path: Path, path: Path, market: str) -> None:
     capture = Capture.read(shared / path, market)
-    depth = [m["data"] for m in capture.messages if m["data"]["e"] == "depthUpdate"]
+    depth = capture.depth
     if market == "spot":  # the capture itself is gapless
         assert all(b["U"] == a["u"] + 1 for a, b in zip(depth, depth[1:]))
     else:
         assert all(b["pu"] == a["u"] for a, b in zip(depth, depth[1:]))
-    applied = capture.diff_ids(capture.messages)
-    assert len(applied) == n_applied  # the diffs that end before the snapshot are dropped
     run = collect(shared, tmp_path / "live", None, len(capture.messages), lambda f: f.log.synced == 1,
                   capture=path, market=market)
     ref = imported(shared, tmp_path / "ref", path)
     check_trades(run.store, ref, capture)
-    assert check_book(run.store, ref, applied) == 1
+    [snap] = check_book(run.store, ref, capture)
+    assert snap >= capture.last_update_id  # the book where the replay stood: the captured snapshot or later
     assert (run.feed.log.snapshots, run.feed.log.gaps, run.log.connects, run.feed.log.malformed) == (1, 0, 1, 0)
+    # no depth only before the first snapshot: from the first diff on
+    assert check_depth(run.store, ref, capture) == [(depth[0]["E"] * 1_000_000, capture.snapshot_ns(snap), False)]
 
 
 @pytest.mark.parametrize(
@@ -185,34 +277,52 @@ def test_refused_or_slow_snapshots_still_sync(shared: Path, tmp_path: Path, faul
     assert (run.feed.log.refused, run.feed.log.snapshots, run.rest_requests) == (refused, 1, refused + 1)
     ref = imported(shared, tmp_path / "ref")
     check_trades(run.store, ref, capture)
-    assert check_book(run.store, ref, capture.diff_ids(capture.messages)) == 1
+    assert len(check_book(run.store, ref, capture)) == 1
 
 
-def test_gap_discards_the_book_and_fetches_a_new_snapshot(shared: Path, tmp_path: Path) -> None:
-    capture = Capture.read(shared / SPOT)
-    depth_at = [i for i, m in enumerate(capture.messages) if m["data"]["e"] == "depthUpdate"]
-    # withhold diff 100: diff 101 no longer starts at the last u + 1
+def bridges(capture: Capture, upto: int) -> bool:
+    """A captured diff bridges a snapshot at ``upto``: spot U <= upto + 1 <= u, USD-M U <= upto <= u."""
+    at = upto + 1 if capture.market == "spot" else upto
+    return any(d["U"] <= at <= d["u"] for d in capture.depth)
+
+
+@pytest.mark.parametrize(("path", "market"), [(SPOT, "spot"), (USDM, "perp")])
+def test_gap_resyncs_from_a_fresh_snapshot(shared: Path, tmp_path: Path, path: Path, market: str) -> None:
+    capture = Capture.read(shared / path, market)
+    depth = capture.depth
+    # withhold diff 100: diff 101 no longer follows diff 99 (spot: U != u + 1; USD-M: pu != u)
     run = collect(shared, tmp_path / "live", Faults(gap_at=100), len(capture.messages) - 1,
-                  lambda f: f.log.snapshots >= 2)
-    ref = imported(shared, tmp_path / "ref")
+                  lambda f: f.log.synced == 2, capture=path, market=market)
+    ref = imported(shared, tmp_path / "ref", path)
     check_trades(run.store, ref, capture)
-    # the only snapshot on offer is older than the stream after the gap: no diff past it is stored
-    stored = check_book(run.store, ref, capture.diff_ids(capture.messages[: depth_at[100]]))
-    assert run.feed.log.gaps >= 1 and run.feed.log.synced == 1 and stored == run.feed.log.snapshots >= 2
+    first, fresh = check_book(run.store, ref, capture, withheld=(depth[100]["u"],))
+    assert (run.feed.log.gaps, run.feed.log.synced, run.feed.log.snapshots) == (1, 2, 2)
+    assert fresh >= depth[101]["u"] and bridges(capture, fresh)  # newer than the diff that showed the gap
+    spans = check_depth(run.store, ref, capture)
+    # no depth before the first snapshot, and from diff 99 (the last one in sequence) to the fresh snapshot
+    resync = (depth[99]["E"] * 1_000_000, capture.snapshot_ns(fresh), False)
+    assert spans == [(depth[0]["E"] * 1_000_000, capture.snapshot_ns(first), False), resync]
+    name = f"binance {market} BTC/USDT"
+    assert missing_lines(("binance", market, "BTC/USDT"), spans)[-1] == (
+        f"{name}: no depth from {utc_ms(resync[0])} to {utc_ms(resync[1])} UTC (diffs before a snapshot, "
+        "or lost messages until the next snapshot)")
 
 
-def test_stale_stream_reconnects_and_loses_no_trade(shared: Path, tmp_path: Path) -> None:
-    capture = Capture.read(shared / SPOT)
+@pytest.mark.parametrize(("path", "market"), [(SPOT, "spot"), (USDM, "perp")])
+def test_stale_stream_reconnects_and_loses_no_trade(shared: Path, tmp_path: Path, path: Path, market: str) -> None:
+    capture = Capture.read(shared / path, market)
     run = collect(shared, tmp_path / "live", Faults(stale_at=1000), len(capture.messages),
-                  lambda f: f.log.snapshots >= 2, stale_after=1.5)
+                  lambda f: f.log.synced == 2, stale_after=1.5, capture=path, market=market)
     # stale once at the fault (and again whenever the finished replay idles past stale_after)
     assert run.log.ends["stale"] >= 1 and run.log.connects == 1 + sum(run.log.ends.values())
-    ref = imported(shared, tmp_path / "ref")
+    ref = imported(shared, tmp_path / "ref", path)
     check_trades(run.store, ref, capture)  # the replay waited for the reconnect: every trade arrives
-    # the book synced before the stale point (feed message 1000, every stream counted) only: after
-    # the reconnect it needs a newer snapshot than the capture holds
-    before = [m for m, at in zip(capture.messages, capture.positions) if at < 1000]
-    assert check_book(run.store, ref, capture.diff_ids(before)) == run.feed.log.snapshots >= 2
+    first, fresh = check_book(run.store, ref, capture)  # and every diff
+    before = [m["data"]["u"] for m, at in zip(capture.messages, capture.positions)
+              if at < 1000 and m["data"]["e"] == "depthUpdate"]
+    assert fresh >= before[-1] and bridges(capture, fresh) and run.feed.log.snapshots == 2
+    # nothing was lost, so no depth only before the first snapshot: the resync is seamless
+    assert check_depth(run.store, ref, capture) == [(capture.depth[0]["E"] * 1_000_000, capture.snapshot_ns(first), False)]
 
 
 def test_pings_are_answered_and_a_pinged_but_silent_stream_is_still_stale(shared: Path, tmp_path: Path) -> None:

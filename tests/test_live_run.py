@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import polars as pl
@@ -27,6 +28,7 @@ from tapewatch.live.collector import Collector
 from tapewatch.live.connection import Backoff, ConnectionLog
 from tapewatch.live.endpoints import Endpoint, Endpoints
 from tapewatch.live.run import LiveRunner, build_feeds
+from tapewatch.replay.faults import Faults
 from tapewatch.replay.server import ReplayExchange
 from tapewatch.replay.timeline import Feed, read_timeline
 from tapewatch.signals.compute import compute_signals
@@ -52,26 +54,34 @@ CONFIG = {
 }
 
 
-def run_live(shared: Path, root: Path, url: str) -> tuple[LiveRunner, Store]:
-    cfg = config_from_dict(CONFIG)
+def run_live(shared: Path, root: Path, webhooks: dict[str, str], raw: dict[str, Any] = CONFIG,
+             until: int = LAST_CLOSED, faults: Faults | None = None, grace: float = 3.0,
+             lines: list[str] | None = None) -> tuple[LiveRunner, Store]:
+    """`tapewatch live`'s wiring (feeds, collector, runner, dispatcher) against the replay exchange
+    serving both captures at 4x, until the bar opening at ``until`` (UTC ns) is closed; ``webhooks``:
+    the environment naming each configured webhook's URL; ``lines``: gets every line printed."""
+    cfg = config_from_dict(raw)
 
     async def main() -> LiveRunner:
-        exchange = ReplayExchange(read_timeline([shared / SPOT, shared / USDM]), speed=4)
+        exchange = ReplayExchange(read_timeline([shared / SPOT, shared / USDM]), faults, speed=4)
         await exchange.start(port=0)
         ends = {m: Endpoint(exchange.base_url(Feed("binance", m), "ws"), exchange.base_url(Feed("binance", m)))
                 for m in ("spot", "perp")}
         endpoints = Endpoints(binance=type(Endpoints().binance)(**ends))
         collector = Collector(Store(root), flush_interval=0.1, backoff=Backoff(0.01, 0.05, random.Random(0)))
-        hooks = load_webhooks(cfg.alerts, {"TAPEWATCH_WEBHOOK_HOOK": url})
-        lines: list[str] = []
-        runner = LiveRunner(collector, "BTC", "10s", cfg, StudySettings(),
-                            Dispatcher(None, None, hooks, RetryPolicy.of(cfg.alerts), lines.append), lines.append, 3.0)
+        hooks = load_webhooks(cfg.alerts, webhooks)
+        out = [] if lines is None else lines
+        runner = LiveRunner(collector, "BTC", cfg.interval, cfg, StudySettings(),
+                            Dispatcher(None, None, hooks, RetryPolicy.of(cfg.alerts), out.append), out.append, grace)
         try:
             async with aiohttp.ClientSession() as session:
-                feeds = build_feeds(cfg, "BTC", endpoints, session, collector, lines.append)
+                feeds = build_feeds(cfg, "BTC", endpoints, session, collector, out.append)
                 task = asyncio.create_task(runner.run([(f, ConnectionLog()) for f in feeds], session))
                 await asyncio.wait_for(exchange.finished(), 15)
-                while runner.bars_closed < 3:
+                while runner.next_bar is None or runner.next_bar <= until:
+                    if task.done():  # the runner stopped: its exception, not a wait forever
+                        task.result()
+                        raise AssertionError("the live runner stopped before closing the bars")
                     await asyncio.sleep(0.02)
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
@@ -84,7 +94,7 @@ def run_live(shared: Path, root: Path, url: str) -> tuple[LiveRunner, Store]:
 
 def test_live_bars_equal_the_batch_signals_and_alerts(shared: Path, tmp_path: Path) -> None:
     with Receiver() as receiver:
-        runner, store = run_live(shared, tmp_path / "live", receiver.url("/hook"))
+        runner, store = run_live(shared, tmp_path / "live", {"TAPEWATCH_WEBHOOK_HOOK": receiver.url("/hook")})
     # (a) every trade of both captures, row for row as `tapewatch import` makes them
     ref = Store(tmp_path / "ref")
     for capture in (SPOT, USDM):

@@ -18,6 +18,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from capture_book import hand_book
+from tapewatch.book import rules
 from tapewatch.errors import ImportFormatError
 from tapewatch.replay.faults import Faults
 from tapewatch.replay.server import ReplayExchange
@@ -116,6 +118,65 @@ def test_rest_depth_answers_the_captured_snapshot(shared: Path) -> None:
             assert r.status == 400 and (await r.json())["code"] == -1100
 
     run(scenario, [shared / SPOT])
+
+
+def book_after(messages: list[str], snapshot: str, k: int, limit: int) -> str:
+    """The venue's book after the first ``k`` feed messages, built by hand (:func:`hand_book`) as
+    Binance's body: lastUpdateId the last diff's u, USD-M's E and T that diff's; ``limit`` levels
+    a side, best first."""
+    body = json.loads(snapshot)
+    bids, asks, last = hand_book(body, (json.loads(m)["data"] for m in messages[:k]))
+    if last is not None:
+        body |= {"lastUpdateId": last["u"]} | {t: last[t] for t in ("E", "T") if t in body}
+    body["bids"] = [list(lv) for lv in sorted(bids.items(), key=lambda lv: -float(lv[0]))[:limit]]
+    body["asks"] = [list(lv) for lv in sorted(asks.items(), key=lambda lv: float(lv[0]))[:limit]]
+    return json.dumps(body, separators=(",", ":"))
+
+
+@pytest.mark.parametrize(("path", "market", "limit", "stops"), [
+    (SPOT, "spot", 5000, (40, 700, 2900)), (SPOT, "spot", 7, (1500,)),
+    (USDM, "perp", 1000, (60, 900, 2900)), (USDM, "perp", 3, (1500,)),
+])
+def test_rest_depth_is_the_book_at_the_replay_point(shared: Path, path: Path, market: str, limit: int,
+                                                    stops: tuple[int, ...]) -> None:
+    messages, [snapshot] = capture_lines(shared / path)
+    feed = Feed("binance", market)
+    depth_path = {"spot": "/api/v3/depth", "perp": "/fapi/v1/depth"}[market]
+    data = [json.loads(m)["data"] for m in messages]
+    diffs = [d for d in data if d.get("e") == "depthUpdate"]
+    withheld = 20  # diff 20 is never sent (a gap fault), but the venue's book moved with it
+    code = rules.rule(rules.rule_for("binance", market)).code
+
+    def book_at(k: int) -> str:
+        """Replay to feed position ``k`` (the stale fault stops the feed there), then ask for the depth."""
+
+        async def scenario(ex: ReplayExchange, s: aiohttp.ClientSession) -> str:
+            streams = "/".join(sorted({stream_of(m) for m in messages}))
+            async with s.ws_connect(f"{ex.base_url(feed, 'ws')}/stream?streams={streams}") as ws:
+                await receive(ws, k - (1 if diffs[withheld] in data[:k] else 0))
+                assert ex.pumps[feed].position == k
+                async with s.get(f"{ex.base_url(feed)}{depth_path}", params={"symbol": "BTCUSDT", "limit": str(limit)}) as r:
+                    assert r.status == 200
+                    return await r.text()
+
+        return run(scenario, [shared / path], Faults(gap_at=withheld, stale_at=k))
+
+    for k in stops:
+        got = book_at(k)
+        assert got == book_after(messages, snapshot, k, limit)
+        last = json.loads(got)["lastUpdateId"]
+        if k > data.index(diffs[withheld]):
+            assert last >= diffs[withheld]["u"]  # the withheld diff is in the book
+        # the diffs a client then keeps start with one that bridges the snapshot, by Binance's rule
+        # (spot: drop u <= lastUpdateId, then U <= lastUpdateId + 1 <= u; USD-M: drop u < lastUpdateId,
+        # then U <= lastUpdateId <= u), as the project's rule decides too
+        kept = [d for d in diffs if (d["u"] > last if market == "spot" else d["u"] >= last)]
+        bridge = kept[0]
+        assert bridge["U"] <= (last + 1 if market == "spot" else last) <= bridge["u"]
+        assert rules.decide(code, rules.S_AWAIT, last, False, False, bridge["u"], bridge["U"], bridge.get("pu", rules.NULL)) == rules.APPLY
+        if market == "spot" and k < len(messages) - 1:
+            assert bridge in data[k:]  # the next diff the feed sends
+    assert len({book_at(k) for k in stops}) == len(stops)
 
 
 def test_usdm_rest_depth_is_served_under_fapi(shared: Path) -> None:

@@ -290,11 +290,7 @@ def test_dashboard_in_headless_chromium(demo_store: Path, tmp_path: Path) -> Non
         ranged = browser.evaluate(page, STATE_JS)
         assert ranged["priceX"][0] == 1_748_736_000_000  # 2025-06-01 00:00 UTC in ms
 
-        errors = [e for e in browser.events if e.get("method") == "Runtime.exceptionThrown"
-                  or (e.get("method") == "Runtime.consoleAPICalled" and e["params"].get("type") == "error")
-                  or (e.get("method") == "Log.entryAdded" and e["params"]["entry"].get("level") == "error")]
-        requests = [e["params"]["request"]["url"] for e in browser.events
-                    if e.get("method") == "Network.requestWillBeSent"]
+        errors, requests = browser.page_errors(), browser.requested_urls()
     assert not errors, errors
     assert requests and all(u.startswith((server.url("/"), "data:")) for u in requests), requests  # nothing off the machine
 

@@ -71,7 +71,7 @@ def _same(a: object, b: object) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         if math.isnan(a) or math.isnan(b):
             return math.isnan(a) and math.isnan(b)
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)  # rolling sums may round differently
+        return a == b  # bit for bit: rolling statistics depend on their window only (signals/window.py)
     return a == b
 
 

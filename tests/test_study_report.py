@@ -61,7 +61,7 @@ def test_report_is_self_contained(report):
     text = res.html.read_text(encoding="utf-8")
     assert text.count("<script") == 1 + len(res.panels)  # plotly.js inline + one call per figure
     assert not re.search(r"<script[^>]*\bsrc=|<link[^>]*\bhref=", text)  # nothing loaded from elsewhere
-    assert res.panels == ("panel-market", "panel-hits", "panel-returns")
+    assert res.panels == ("panel-market", "panel-hits", "panel-returns", "panel-sweep")  # a sweep ran: its chart too
 
 
 def test_report_renders_every_panel_in_headless_chromium(report):
@@ -95,6 +95,7 @@ def test_png_figures_or_a_reason(report):
     _, res = report
     if res.png_error:
         pytest.skip(res.png_error)
-    assert [p.name for p in res.pngs] == ["panel-market.png", "panel-hits.png", "panel-returns.png"]
+    assert [p.name for p in res.pngs] == ["panel-market.png", "panel-hits.png", "panel-returns.png",
+                                       "panel-sweep.png"]
     for p in res.pngs:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000

@@ -246,7 +246,9 @@ def bars_from_store(
     before coarser. So a few seconds of trades never replace a day of klines, 4h klines with a
     taker split win over 5m bars without one where they cover, and importing data changes only
     the bars that overlap it. Where no candidate is complete, the most informative partial one
-    is used (as built, e.g. the first bar of a recording).
+    is used (as built, e.g. the first bar of a recording), except trades over a hole in their
+    coverage (trades known to be missing, e.g. a live gap REST could not fill): such a bar comes
+    from another source or is absent (a gap, never a bar of the trades that happened to arrive).
 
     Raises TapewatchError naming what the store holds when neither source covers the request.
     """
@@ -264,9 +266,13 @@ def bars_from_store(
     candidates = []
     if not trades.is_empty():
         built = build_bars(trades, interval)
-        spans = coverage.read(store, exchange, market, symbol, coverage.TRADES, lo, hi)
-        whole = coverage.covered(built.get_column("ts").dt.epoch("ns").to_numpy(), step, *spans)
-        candidates.append(built.with_columns(pl.Series("__complete", whole), pl.lit(0, pl.Int64).alias("__rank")))
+        # every span, not only those in range: a hole is only known as the space between two
+        spans = coverage.read(store, exchange, market, symbol, coverage.TRADES, None, hi)
+        opens = built.get_column("ts").dt.epoch("ns").to_numpy()
+        whole = coverage.covered(opens, step, *spans)
+        holed = coverage.in_hole(opens, step, *spans) & ~whole
+        candidates.append(built.with_columns(pl.Series("__complete", whole), pl.lit(0, pl.Int64).alias("__rank"))
+                          .filter(~pl.Series(holed)))
     if not stored.is_empty():
         intervals = stored.get_column("interval").unique().to_list()
         usable = {iv: interval_ns(iv) for iv in intervals if step % interval_ns(iv) == 0}

@@ -192,6 +192,21 @@ class DetectorConfig:
     cooldown: Duration = "1h"  # a firing within this time after the last firing bar is the same event
 
 
+def period_seconds(value: str, where: str) -> str:
+    """Check a wall-clock period such as ``"30s"``, ``"1m"`` (more than 0; not a number of bars)."""
+    m = _DURATION.match(value.strip())
+    if not m or float(m.group(1)) <= 0:
+        raise ConfigError(f"{where} must be a period like '30s', '1m' or '1h', got {value!r}")
+    return value.strip()
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """What ``tapewatch live`` collects beyond the websocket streams; see tapewatch/live/."""
+
+    oi_period: str = field(default="1m", metadata={"check": period_seconds})  # open interest REST poll period
+
+
 ALERT_SIDES = ("distribution", "accumulation")
 WEBHOOK_SHAPES = ("generic", "slack", "discord", "telegram")
 
@@ -233,7 +248,8 @@ class AlertsConfig:
 @dataclass(frozen=True)
 class Config:
     """All signal and detector parameters; ``interval``: the bar interval commands use when no
-    ``--interval`` is given (e.g. ``"5m"``, ``"4h"``); ``alerts``: where alerts go."""
+    ``--interval`` is given (e.g. ``"5m"``, ``"4h"``); ``alerts``: where alerts go; ``live``: what
+    ``tapewatch live`` polls."""
 
     interval: str = "5m"
     markets: MarketsConfig = MarketsConfig()
@@ -244,6 +260,7 @@ class Config:
     funding: FundingConfig = FundingConfig()
     detector: DetectorConfig = DetectorConfig()
     alerts: AlertsConfig = AlertsConfig()
+    live: LiveConfig = LiveConfig()
 
 
 DEFAULT_CONFIG_FILE = Path(__file__).with_name("default_config.toml")

@@ -90,6 +90,15 @@ def of_rows(kind_name: str, rows: pl.DataFrame, origin: str, whole_day: int | No
     return _split_days(spans.select(*KEYS, "source", "start", "end").with_columns(pl.lit(origin).alias("origin")))
 
 
+def trade_spans(spans: list[tuple[str, str, str, int, int]], origin: str) -> pl.DataFrame:
+    """Trade coverage records of ``spans`` = (exchange, market, symbol, start, end) in UTC ns
+    (end exclusive), proved by ``origin`` (e.g. ``live``), cut at UTC midnights."""
+    if not spans:
+        return conform("coverage", pl.DataFrame())
+    frame = pl.DataFrame(spans, schema={**dict.fromkeys(KEYS, pl.String), "start": pl.Int64, "end": pl.Int64}, orient="row")
+    return _split_days(frame.with_columns(pl.lit(TRADES).alias("source"), pl.lit(origin).alias("origin")))
+
+
 def _split_days(spans: pl.DataFrame) -> pl.DataFrame:
     """Spans cut at UTC midnights, as coverage records (``ts`` = start)."""
     return conform(
@@ -135,6 +144,17 @@ def covered(bar_opens: np.ndarray, step: int, starts: np.ndarray, ends: np.ndarr
         return np.zeros(len(t), dtype=np.bool_)
     i = np.searchsorted(starts, t, side="right") - 1
     return (i >= 0) & (ends[np.maximum(i, 0)] >= t + step)
+
+
+def in_hole(bar_opens: np.ndarray, step: int, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """For each bar ``[t, t + step)``: does it meet a hole between two merged spans (data known
+    to be missing there, as opposed to before the first span or after the last)?"""
+    t = np.asarray(bar_opens, np.int64)
+    if len(starts) < 2:
+        return np.zeros(len(t), dtype=np.bool_)
+    hole_starts, hole_ends = ends[:-1], starts[1:]
+    j = np.searchsorted(hole_ends, t, side="right")  # the first hole that ends after t
+    return (j < len(hole_ends)) & (hole_starts[np.minimum(j, len(hole_ends) - 1)] < t + step)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ fixed id, no request leaves the page. Panels, top to bottom:
   thresholds dashed); the out-of-sample part is shaded;
 * the verdict, the label definition and the event-study table (HTML);
 * ``panel-hits``: hit rate with its one-sided bound against the base rate, per period and side;
-* ``panel-returns``: forward-return distributions after each side's events vs all bars, per horizon.
+* ``panel-returns``: forward-return distributions after each side's events vs all bars, per horizon;
+* with a sweep, its table and ``panel-sweep``: every parameter set's hit rate against the base rate.
 
 Long series are thinned for drawing (per bucket the first, lowest, highest and last value, so
 spikes stay visible); the statistics never use the thinned data. Times on the axes are UTC.
@@ -30,7 +31,9 @@ from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from tapewatch.study.forward import format_duration
-from tapewatch.study.result import PeriodStats, StudyResult, format_params, p_text, pct, pct_range, sweep_summary
+from tapewatch.study.result import (
+    PeriodStats, SideSweep, StudyResult, SweepRow, format_params, p_text, pct, pct_range, sweep_summary,
+)
 from tapewatch.study.run import Study
 
 F64 = NDArray[np.float64]
@@ -264,20 +267,59 @@ def regime_table(period: PeriodStats) -> str:
             + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
-def sweep_table(result: StudyResult, top: int = 15) -> str:
-    """Per side: the multiple-testing summary and the best sets by in-sample score (HTML)."""
+def _ranked(sw: SideSweep) -> list[SweepRow]:
+    """A side's parameter sets, best selection score first (untested sets, without a score, last)."""
+    return sorted(sw.rows, key=lambda r: -(r.score if r.score is not None else -1e300))
+
+
+def sweep_table(sweeps: Sequence[SideSweep], top: int = 15) -> str:
+    """Per side: the multiple-testing summary and the ``top`` sets by in-sample selection score (HTML)."""
     parts = []
-    for sw in result.sweeps:
+    for sw in sweeps:
         summary = sweep_summary(sw)
-        ranked = sorted(sw.rows, key=lambda r: -(r.score if r.score is not None else -1e300))[:top]
-        body = "".join("<tr>" + "".join(_cell(v) for v in (
+        body = "".join(f"<tr data-set='{r.set_index}'>" + "".join(_cell(v) for v in (
             r.set_index, format_params(r.params), r.events, pct(r.hit_rate), pct_range(r.ci_low, r.ci_high),
-            pct(r.base_rate), p_text(r.p_value), p_text(r.q_value).replace("p", "q", 1), "yes" if r.significant_bh else "",
-        )) + "</tr>" for r in ranked)
-        head = ("#", "parameters", "events", "hit rate", "CI", "base", "p", "BH q", "kept by BH")
-        parts.append(f"<p>{html.escape(summary)}</p><table class='study'><thead><tr>"
+            pct(r.base_rate), pct(r.excess), p_text(r.p_value), p_text(r.q_value).replace("p", "q", 1),
+            "yes" if r.significant_bh else "", "" if r.score is None else f"{r.score:.2f}",
+        )) + "</tr>" for r in _ranked(sw)[:top])
+        head = ("#", "parameters", "events", "hit rate", "CI", "base", "hit − base", "p", "BH q", "kept by BH",
+                "score (z)")
+        shown = f"top {top} of {sw.sets}" if sw.sets > top else f"all {sw.sets}"
+        parts.append(f"<p>{html.escape(summary)}</p><table class='study sweep' data-side='{sw.side}'><caption>"
+                     f"{sw.side}: {shown} parameter sets by selection score (in-sample)</caption><thead><tr>"
                      + "".join(f"<th>{h}</th>" for h in head) + f"</tr></thead><tbody>{body}</tbody></table>")
     return "".join(parts)
+
+
+def sweep_figure(sweeps: Sequence[SideSweep]) -> go.Figure:
+    """Per side: every parameter set's hit rate (with its one-sided bound) against the base rate,
+    sets ordered by selection score (best left; untested sets, fewer than ``min_events`` events,
+    hollow and last); hover: the parameters, n, p and BH q."""
+    fig = make_subplots(rows=1, cols=max(1, len(sweeps)), subplot_titles=[f"{sw.side}: hit rate per parameter set"
+                                                                           for sw in sweeps], shared_yaxes=True)
+    for c, sw in enumerate(sweeps, start=1):
+        rows = _ranked(sw)
+        x = list(range(1, len(rows) + 1))
+        color = COLORS.get(sw.side, COLORS["price"])
+        fig.add_trace(go.Scatter(
+            x=x, y=[r.hit_rate for r in rows], mode="markers", name=f"{sw.side} sets", showlegend=False,
+            marker={"color": color, "size": 9, "symbol": ["circle" if r.q_value is not None else "circle-open"
+                                                          for r in rows]},
+            error_y={"type": "data", "symmetric": False, "visible": True,
+                     "array": [0 if r.hit_rate is None or r.ci_high is None else r.ci_high - r.hit_rate for r in rows],
+                     "arrayminus": [0 if r.hit_rate is None or r.ci_low is None else r.hit_rate - r.ci_low
+                                    for r in rows]},
+            hovertext=[f"#{r.set_index} {html.escape(format_params(r.params))}<br>n={r.events}, hit {pct(r.hit_rate)} "
+                       f"vs base {pct(r.base_rate)}, {p_text(r.p_value)}, BH {p_text(r.q_value).replace('p', 'q', 1)}"
+                       for r in rows], hoverinfo="text"), row=1, col=c)
+        base = next((r.base_rate for r in rows if r.base_rate is not None), None)
+        if base is not None:
+            fig.add_trace(go.Scatter(x=[0.5, len(rows) + 0.5], y=[base, base], mode="lines", name="base rate",
+                                     line={"color": "#333", "dash": "dash"}, showlegend=c == 1), row=1, col=c)
+        fig.update_xaxes(title_text="parameter sets, best score first", row=1, col=c)
+    fig.update_yaxes(tickformat=".0%", range=[0, 1])
+    fig.update_layout(height=380, margin={"l": 60, "r": 20, "t": 60, "b": 50})
+    return fig
 
 
 CSS = """
@@ -328,7 +370,7 @@ def render_html(title: str, result: StudyResult, figures: Sequence[tuple[str, go
 <h2>Price, events and factors</h2>{divs.get("panel-market", "")}
 <h2>Event study</h2>{tables}
 {divs.get("panel-hits", "")}
-{"<h2>Parameter sweep (in-sample)</h2>" + sweep_table(result) if result.sweeps else ""}
+{"<h2>Parameter sweep (in-sample)</h2>" + sweep_table(result.sweeps) + divs.get("panel-sweep", "") if result.sweeps else ""}
 <h2>Forward returns</h2>{divs.get("panel-returns", "")}
 <h2>How to read this</h2><ul class="note">{notes}</ul>
 </body></html>
@@ -350,11 +392,13 @@ def write_report(
         ("panel-market", market_figure(study, factors, max_points, hover)),
         ("panel-hits", hits_figure(study.result)),
         ("panel-returns", returns_figure(study)),
+        *([("panel-sweep", sweep_figure(study.result.sweeps))] if study.result.sweeps else []),
     ]
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_html(title, study.result, figures), encoding="utf-8")
-    subplots = {"panel-market": 1 + len(factors), "panel-hits": 1, "panel-returns": len(study.forward.horizons_ns)}
+    subplots = {"panel-market": 1 + len(factors), "panel-hits": 1, "panel-returns": len(study.forward.horizons_ns),
+                **({"panel-sweep": len(study.result.sweeps)} if study.result.sweeps else {})}
     pngs: tuple[Path, ...] = ()
     error = None
     if png_dir is not None:

@@ -220,5 +220,6 @@ def coverage_table(store: Store, listed: int = 3) -> Table:
                   ns_to_iso(int(cov.ends[-1])), fmt_span(cov.covered_ns), f"{len(holes):,}" if holes else "none",
                   "\n".join(f"{ns_to_iso(a)} → {ns_to_iso(b)} ({fmt_span(b - a)})" for a, b in largest))
     if not t.row_count:
-        t.caption = "no coverage recorded: data imported with `tapewatch import` records what each file holds"
+        t.caption = ("no coverage recorded: `tapewatch import` records what each file holds, "
+                     "`tapewatch live` what it collected")
     return t

@@ -155,6 +155,10 @@ def _premium_section(st: Store, cfg: Config) -> tuple[float, float]:
     if post is not None and post.ts != last.ts:
         console.print(f"  latest such bar: {escape(premium_sentence(post, PREMIUM_INTERVAL))}", highlight=False)
     console.print(f"  latest bar: {escape(premium_sentence(last, PREMIUM_INTERVAL))}", highlight=False)
+    if cfg.interval != PREMIUM_INTERVAL:
+        console.print(f"  (the detector below reads the same premium on its {cfg.interval} bars, at their closes and "
+                      f"against 30 days of {cfg.interval} bars, so its latest z and percentile differ from these)",
+                      highlight=False)
     return share, last.price
 
 

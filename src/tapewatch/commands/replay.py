@@ -12,12 +12,14 @@ from tapewatch.commands.common import console, friendly
 from tapewatch.importer import expand
 from tapewatch.replay.faults import Faults
 from tapewatch.replay.server import DEPTH_PATHS, ReplayExchange
-from tapewatch.replay.timeline import Timeline, read_timeline
+from tapewatch.replay.rest_oi import OI_PATH
+from tapewatch.replay.timeline import OI_FEED, Timeline, read_timeline
+from tapewatch.replay.trades import TRADES_PATHS
 
 
 @friendly
 def replay_exchange_cmd(
-    paths: Annotated[list[Path], typer.Argument(help="Capture files or directories: raw Binance websocket captures, cryptofeed recordings.")],
+    paths: Annotated[list[Path], typer.Argument(help="Capture files or directories: raw Binance websocket captures, cryptofeed recordings, saved Binance USD-M openInterest bodies.")],
     port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 (0: any free port).")] = 8765,
     speed: Annotated[float, typer.Option(help="N times the captured pace; 0 sends as fast as possible.")] = 1.0,
     drop: Annotated[int, typer.Option(help="Withhold this many messages of each feed...")] = 0,
@@ -28,16 +30,22 @@ def replay_exchange_cmd(
     rest_errors: Annotated[int, typer.Option(help="...for this many first requests...")] = 1,
     retry_after: Annotated[int, typer.Option(help="...with this Retry-After (seconds).")] = 1,
     snapshot_delay: Annotated[float, typer.Option(help="Answer each depth snapshot after this many seconds.")] = 0.0,
+    cut_at: Annotated[int | None, typer.Option(help="At this message (0-based, every channel) close every socket of the feed...")] = None,
+    cut: Annotated[int, typer.Option(help="...and let this many messages go by unsent while no one is connected (lost).")] = 0,
+    trades_error: Annotated[int | None, typer.Option(help="Answer every REST trades request with this HTTP status.")] = None,
     ping_interval: Annotated[float | None, typer.Option(help="Ping every websocket this often (seconds); no pong in time closes it.")] = None,
 ) -> None:
     """Serve captured venue traffic on 127.0.0.1 over the venues' real websocket and REST protocols.
 
-    Binance spot and USD-M: combined-stream websocket and REST depth snapshots; Coinbase
-    Exchange: websocket after a subscribe message. Messages are sent exactly as captured, at the
+    Binance spot and USD-M: combined-stream websocket, REST depth snapshots and historicalTrades
+    (USD-M: also recorded open interest); Coinbase Exchange: websocket after a subscribe message
+    and REST trades. The REST trades are the captured websocket trades re-shaped into the venue's
+    REST answer. Messages are sent exactly as captured, at the
     captured pace times --speed, with the faults asked for. Stop with Ctrl-C.
     """
     faults = Faults(drop=drop, drop_at=drop_at, gap_at=gap_at, stale_at=stale_at, rest_error=rest_error,
-                    rest_errors=rest_errors, retry_after=retry_after, snapshot_delay=snapshot_delay)
+                    rest_errors=rest_errors, retry_after=retry_after, snapshot_delay=snapshot_delay,
+                    cut_at=cut_at, cut=cut, trades_error=trades_error)
     if speed < 0:
         raise typer.BadParameter(f"must be 0 or more, not {speed}", param_hint="--speed")
     if ping_interval is not None and ping_interval <= 0:
@@ -67,8 +75,11 @@ def _announce(exchange: ReplayExchange, timeline: Timeline) -> None:
         if feed.exchange == "binance":
             snaps = len(timeline.snapshots.get(feed, []))
             where = (f"websocket {exchange.base_url(feed, 'ws')}/stream?streams=..., "
-                     f"REST {exchange.base_url(feed)}{DEPTH_PATHS[feed.market]} ({snaps:,} depth snapshots)")
+                     f"REST {exchange.base_url(feed)}{DEPTH_PATHS[feed.market]} ({snaps:,} depth snapshots) "
+                     f"and {TRADES_PATHS[feed.market]}")
+            if feed == OI_FEED and timeline.open_interest:
+                where += f", {exchange.base_url(feed)}{OI_PATH} (open interest of {', '.join(sorted(timeline.open_interest))})"
         else:
-            where = f"websocket {exchange.base_url(feed, 'ws')} (send a subscribe message)"
+            where = f"websocket {exchange.base_url(feed, 'ws')} (send a subscribe message), REST /products/{{id}}/trades"
         console.print(f"Serving {feed.label}: {n:,} messages, {where}", highlight=False, soft_wrap=True)
     console.print(f"Speed {exchange.speed:g}x (0 = as fast as possible). Stop with Ctrl-C.", highlight=False)

@@ -22,6 +22,7 @@ from tapewatch.report import write_report
 from tapewatch.store import open_store
 from tapewatch.study.result import PeriodStats, StudyResult, p_text, pct, pct_range, sweep_summary
 from tapewatch.study.run import Study
+from tapewatch.study.saved import save_sweep
 from tapewatch.study.settings import load_settings
 from tapewatch.study.sweep import load_grid
 from tapewatch.study.wiring import DetectorStudy, explain_events, prepare, study_detector
@@ -97,7 +98,9 @@ def backtest_cmd(
     start: StartOpt = None,
     end: EndOpt = None,
     config: ConfigOpt = None,
-    sweep: Annotated[Path | None, typer.Option("--sweep", help="Grid TOML: [grid] key = [values to try].")] = None,
+    sweep: Annotated[Path | None, typer.Option(
+        "--sweep", help="Grid TOML: [grid] key = [values to try]. The sweep is also saved under the store "
+                        "(_studies/<SYMBOL>-<interval>-sweep.json) for tapewatch serve.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full result as JSON to this file.")] = None,
     seed: SeedOpt = None,
     store: StoreOpt = DEFAULT_STORE_PATH,
@@ -108,8 +111,14 @@ def backtest_cmd(
     bar of the same period; p-values are exact one-sided tests with matching bounds; a sweep
     is corrected for multiple testing; the final part is held out. Same inputs + seed → same JSON.
     """
-    _, study, _ = _run(store, symbol, interval, start, end, config, sweep, seed)
+    ds, study, cfg = _run(store, symbol, interval, start, end, config, sweep, seed)
     print_result(study.result)
+    if sweep is not None and not study.result.sweeps:
+        console.print("the grid has one parameter set: a single configuration, not saved as a sweep", highlight=False)
+    elif sweep is not None:
+        saved = save_sweep(store, ds.base, ds.interval, study.result, cfg)
+        console.print(f"sweep saved to {escape(str(saved))} (tapewatch serve shows it; the next sweep of "
+                      f"{ds.base} {ds.interval} replaces it)", highlight=False)
     if json_out is not None:
         study.result.write_json(json_out)
         console.print(f"wrote {escape(str(json_out))}", highlight=False)

@@ -3,18 +3,23 @@
 Each feed parses its messages into one shared :class:`~tapewatch.sources.messages.Rows`;
 every ``flush_interval`` seconds (and once more when the collector stops) the rows gathered
 so far are written with :meth:`Store.write` (atomic per partition, idempotent), in a worker
-thread so that the event loop keeps receiving meanwhile.
+thread so that the event loop keeps receiving meanwhile. The trade coverage the feeds' shared
+:class:`~tapewatch.live.trades.TradeLedger` proved is written after the rows it covers, every
+``coverage_every`` seconds, at once when a trade gap was resolved (so that a hole shows at the
+next bar close), and on the last flush: one record per stream and minute rather than per flush.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
+import polars as pl
 
 from tapewatch.live.connection import Backoff, ConnectionLog, VenueFeed, run_connection
+from tapewatch.live.trades import TradeLedger
 from tapewatch.sources.base import Batch
 from tapewatch.sources.messages import Rows
 from tapewatch.store import Store
@@ -29,30 +34,44 @@ class Collector:
     stale_after: float = 30.0
     backoff: Backoff = field(default_factory=Backoff)
     rows: Rows = field(default_factory=Rows)
+    ledger: TradeLedger = field(default_factory=TradeLedger)  # the feeds' trade ids, gaps and coverage
+    coverage_every: float = 60.0  # seconds between trade coverage writes
     written: dict[str, int] = field(default_factory=dict)  # rows written so far, per kind
     _writing: asyncio.Future[list[Batch]] | None = field(default=None, init=False, repr=False)
+    _covered_at: float = field(default=0.0, init=False, repr=False)  # loop time of the last coverage write
 
-    async def flush(self) -> list[Batch]:
-        """Write the rows gathered since the last flush, one flush at a time, and return them. The
-        write runs on (shielded) when the caller is cancelled; the next flush waits for it. Only
-        taking the rows runs in the event loop: their frames are built in the worker thread too."""
+    async def flush(self, last: bool = False) -> list[Batch]:
+        """Write the rows gathered since the last flush (and the coverage when due, or ``last``),
+        one flush at a time, and return them. The write runs on (shielded) when the caller is
+        cancelled; the next flush waits for it. Only taking the rows runs in the event loop:
+        their frames are built in the worker thread too."""
         if self._writing is not None:
             await self._writing
-        self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, self.rows.detach()))
+        rows = self.rows.detach()
+        now = asyncio.get_running_loop().time()
+        due = last or self.ledger.resolved or now - self._covered_at >= self.coverage_every
+        proved = self.ledger.coverage() if due else pl.DataFrame()
+        self._covered_at = now if due else self._covered_at
+        self._writing = asyncio.ensure_future(asyncio.to_thread(self._write, rows, proved))
         return await asyncio.shield(self._writing)
 
-    def _write(self, rows: Rows) -> list[Batch]:
+    def _write(self, rows: Rows, proved: pl.DataFrame) -> list[Batch]:
         batches = rows.batches()
         for b in batches:
             self.store.write(b.kind, b.rows)
             self.written[b.kind] = self.written.get(b.kind, 0) + b.rows.height
+        if not proved.is_empty():
+            self.store.write("coverage", proved)
         return batches
 
     async def run(self, session: aiohttp.ClientSession, feeds: list[tuple[VenueFeed, ConnectionLog]],
-                  after: Callable[[list[Batch]], Awaitable[None]] | None = None) -> None:
-        """Keep every feed connected and flush at the interval until cancelled, then call ``after``
-        with the rows written; flush (and call ``after``) once more on the way out."""
+                  after: Callable[[list[Batch]], Awaitable[None]] | None = None,
+                  polls: Sequence[Callable[[], Awaitable[None]]] = ()) -> None:
+        """Keep every feed connected and the REST ``polls`` running (each adds to :attr:`rows` until
+        cancelled, e.g. :meth:`OIPoller.run`), flush at the interval until cancelled, then call
+        ``after`` with the rows written; flush (and call ``after``) once more on the way out."""
         tasks = [asyncio.create_task(run_connection(session, f, log, self.stale_after, self.backoff)) for f, log in feeds]
+        tasks += [asyncio.create_task(poll()) for poll in polls]
         try:
             while True:
                 await asyncio.sleep(self.flush_interval)
@@ -62,7 +81,8 @@ class Collector:
         finally:
             for t in tasks:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            written = await self.flush()
+            self.ledger.cancel()
+            await asyncio.gather(*tasks, *self.ledger.tasks, return_exceptions=True)
+            written = await self.flush(last=True)
             if after is not None:
                 await after(written)

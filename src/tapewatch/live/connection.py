@@ -15,6 +15,7 @@ import asyncio
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -57,7 +58,9 @@ class Backoff:
 @dataclass
 class FeedLog:
     """Counts of one feed: snapshots fetched, REST refusals (429 / 418), depth gaps, syncs
-    reached, malformed messages skipped (with the one-line reason of the last one)."""
+    reached, malformed messages skipped (with the one-line reason of the last one), trade-id
+    gaps recovered by REST (and the trades they brought) or lost; ``lines`` the recovery lines,
+    each also passed to ``say`` when given."""
 
     snapshots: int = 0
     refused: int = 0
@@ -65,6 +68,17 @@ class FeedLog:
     synced: int = 0
     malformed: int = 0
     last_error: str | None = None
+    recovered: int = 0
+    recovered_trades: int = 0
+    lost: int = 0
+    lines: list[str] = field(default_factory=list)
+    say: Callable[[str], None] | None = None
+
+    def note(self, line: str) -> None:
+        """Keep one line a user reads (a recovery, a lost span) and print it through ``say``."""
+        self.lines.append(line)
+        if self.say is not None:
+            self.say(line)
 
     def skip(self, what: str, text: str, reason: str) -> None:
         """Count a malformed message (``what`` names its venue / market) and keep a one-line reason."""

@@ -2,7 +2,8 @@
 
 One entry per venue and market, each with a ``websocket`` base URL (``ws://`` or ``wss://``)
 and a ``rest`` base URL (``http://`` or ``https://``); the venue's own paths are appended
-(``/stream?streams=…``, ``/api/v3/depth``, ``/fapi/v1/depth``). The defaults are the real
+(``/stream?streams=…``, ``/api/v3/depth``, ``/fapi/v1/depth``, the historicalTrades and
+Coinbase trades paths of :mod:`tapewatch.live.trades`). The defaults are the real
 venues; point them at ``tapewatch replay-exchange`` (e.g. ``ws://127.0.0.1:8765/binance-spot``)
 to collect from captured traffic. An unknown key or a URL of the wrong scheme is a ConfigError
 naming the key.

@@ -7,10 +7,15 @@ which counts its sequenced book updates only (Binance depth diffs, Coinbase l2up
 * ``gap_at``: withhold that book update, so the next one breaks the U/u/pu sequence;
 * ``stale_at``: once ``stale_at`` messages are out, stop sending but keep the sockets open; the
   feed resumes (from there) for the next client that connects;
+* ``cut_at`` / ``cut``: at message ``cut_at`` every socket of the feed is closed and the next
+  ``cut`` messages go by with no one connected (lost, as on a real venue, though the REST
+  trade endpoints know them); the feed then waits for a client as usual;
 * ``rest_error`` (429 or 418) with ``rest_errors`` and ``retry_after``: the first
   ``rest_errors`` REST requests get that status, Binance's error body and ``Retry-After``
   seconds;
-* ``snapshot_delay``: every depth snapshot is answered after that many seconds.
+* ``snapshot_delay``: every depth snapshot is answered after that many seconds;
+* ``trades_error``: every REST trades request (historicalTrades, Coinbase trades) is answered
+  with this HTTP status (429 / 418 with ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -37,15 +42,20 @@ class Faults:
     rest_errors: int = 1
     retry_after: int = 1
     snapshot_delay: float = 0.0
+    cut_at: int | None = None
+    cut: int = 0
+    trades_error: int | None = None
 
     def __post_init__(self) -> None:
         counts = {"drop": self.drop, "drop-at": self.drop_at, "gap-at": self.gap_at, "stale-at": self.stale_at,
-                  "rest-errors": self.rest_errors, "retry-after": self.retry_after, "snapshot-delay": self.snapshot_delay}
+                  "rest-errors": self.rest_errors, "retry-after": self.retry_after, "snapshot-delay": self.snapshot_delay, "cut-at": self.cut_at, "cut": self.cut}
         for name, value in counts.items():
             if value is not None and value < 0:
                 raise TapewatchError(f"--{name} must be 0 or more, not {value}")
         if self.rest_error is not None and self.rest_error not in REST_ERRORS:
             raise TapewatchError(f"--rest-error must be 429 or 418, not {self.rest_error}")
+        if self.trades_error is not None and not 400 <= self.trades_error <= 599:
+            raise TapewatchError(f"--trades-error must be an HTTP error status (400 to 599), not {self.trades_error}")
 
     def withheld(self, index: int, depth_index: int | None) -> bool:
         """True when feed message ``index`` (book update ``depth_index``, None if not one) is not sent."""

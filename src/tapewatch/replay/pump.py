@@ -4,7 +4,8 @@ A feed has one replay position shared by all its connections: a message goes to 
 connected when its turn comes (each gets the messages of the streams or products it asked for),
 and while no client is connected the replay waits (at speed 0 as well as in real time), so a
 client that reconnects carries on where the feed stood, as with a real venue whose clock never
-stopped for it. Pacing: message i is sent (ts_i - ts_0) / speed after message 0 of its run
+stopped for it (a ``cut`` fault is the exception: it closes every socket and lets messages go
+by unsent, see :mod:`~tapewatch.replay.faults`). Pacing: message i is sent (ts_i - ts_0) / speed after message 0 of its run
 (a run restarts after a wait, and at each new capture file); speed 0 sends as fast as possible.
 """
 
@@ -40,6 +41,7 @@ class FeedPump:
         self.clients: set[Client] = set()
         self.finished = asyncio.Event()
         self._stale_done = faults.stale_at is None
+        self._cut_done = faults.cut_at is None
         self._task: asyncio.Task[None] | None = None
         depth = [i for i, m in enumerate(messages) if m.is_depth]
         self._depth_index = {i: n for n, i in enumerate(depth)}
@@ -75,6 +77,13 @@ class FeedPump:
                 for c in self.clients:
                     c.stalled = True
                 return
+            if not self._cut_done and i == self.faults.cut_at:
+                self._cut_done = True
+                self.position = min(len(self.messages), i + self.faults.cut)
+                clients, self.clients = list(self.clients), set()
+                for c in clients:
+                    await c.ws.close(code=1001, message=b"connection cut")
+                continue
             if self.speed > 0:
                 if anchor is None or anchor[2] != msg.source:
                     anchor = (loop.time(), msg.ts, msg.source)

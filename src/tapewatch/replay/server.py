@@ -8,11 +8,15 @@ Each feed is served under its own path prefix on one host and port (base URLs ar
   messages ``{"stream": ..., "data": ...}`` of the streams asked for, exactly as captured
   (``{base}/ws`` serves raw streams after a SUBSCRIBE, see :mod:`~tapewatch.replay.raw_streams`); REST
   ``GET {base}/api/v3/depth?symbol=BTCUSDT&limit=N`` (spot) and ``{base}/fapi/v1/depth`` (USD-M)
-  answer with the captured depth snapshot current at the replay point (the body as captured;
-  cut to ``limit`` levels a side when ``limit`` is smaller);
+  answer with the book as it stands at the replay point, ``limit`` levels a side (the captured
+  snapshot and the diffs pumped since: see :mod:`tapewatch.replay.book`); USD-M
+  ``{base}/fapi/v1/openInterest`` answers with recorded open interest bodies
+  (:mod:`tapewatch.replay.rest_oi`);
 * Coinbase Exchange ``/coinbase``: websocket ``{base}`` takes a ``{"type": "subscribe",
   "product_ids": [...], "channels": [...]}`` message and sends the recorded messages of those
-  products and channels (messages of no product, such as ``subscriptions`` replies, to all).
+  products and channels (messages of no product, such as ``subscriptions`` replies, to all);
+* REST trades (Binance historicalTrades, Coinbase ``/products/{id}/trades``) built from the
+  captured trade messages: see :mod:`tapewatch.replay.trades`.
 
 Errors are answered as the venues do: Binance ``{"code": ..., "msg": ...}`` with 400 for a bad
 symbol or limit; faults (see :mod:`tapewatch.replay.faults`) add 429 / 418 with
@@ -30,10 +34,13 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tapewatch.replay.book import ReplayBooks
 from tapewatch.replay.faults import REST_ERRORS, Faults
 from tapewatch.replay.pump import Client, FeedPump
 from tapewatch.replay.raw_streams import raw_stream_handler
-from tapewatch.replay.timeline import Feed, Message, Timeline
+from tapewatch.replay.rest_oi import OI_PATH, open_interest_handler
+from tapewatch.replay.timeline import OI_FEED, Feed, Message, Timeline
+from tapewatch.replay.trades import TRADES_PATHS, binance_trades, coinbase_trades, trade_book
 
 PREFIXES = {Feed("binance", "spot"): "/binance-spot", Feed("binance", "perp"): "/binance-usdm", Feed("coinbase", "spot"): "/coinbase"}
 DEPTH_PATHS = {"spot": "/api/v3/depth", "perp": "/fapi/v1/depth"}
@@ -54,7 +61,10 @@ class ReplayExchange:
         self.speed = speed
         self.ping_interval = ping_interval  # seconds between server pings (None: none); no pong in time closes
         self.pumps: dict[Feed, FeedPump] = {}
+        self.books = ReplayBooks(timeline)
+        self.trades = trade_book(timeline)
         self.rest_requests = 0
+        self.asked: list[str] = []  # what clients subscribed to: Binance stream paths, Coinbase subscribe messages
         self.host = "127.0.0.1"
         self.port = 0
         self._runner: web.AppRunner | None = None
@@ -72,14 +82,19 @@ class ReplayExchange:
                 app.router.add_get(prefix + "/stream", self._binance_ws(feed))
                 app.router.add_get(prefix + "/ws{tail:(/.*)?}", raw_stream_handler(lambda f=feed: self.pumps[f], self.ping_interval))
                 app.router.add_get(prefix + DEPTH_PATHS[feed.market], self._binance_depth(feed))
+                if feed == OI_FEED:
+                    app.router.add_get(prefix + OI_PATH, open_interest_handler(self.timeline.open_interest, self.refusal))
+                app.router.add_get(prefix + TRADES_PATHS[feed.market], binance_trades(self, feed))
             else:
                 app.router.add_get(prefix, self._coinbase_ws(feed))
+                app.router.add_get(prefix + "/products/{product}/trades", coinbase_trades(self, feed))
         app.on_shutdown.append(self._shutdown)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Start serving; the pumps live in the running event loop."""
         self.pumps = {f: FeedPump(self.timeline.messages.get(f, []), self.faults, self.speed) for f in self.timeline.feeds}
+        self.books = ReplayBooks(self.timeline)  # the replay starts again from the first message
         self._runner = web.AppRunner(self.app(), handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -117,6 +132,7 @@ class ReplayExchange:
             async for frame in ws:
                 if frame.type != WSMsgType.TEXT or wants is not None:
                     continue
+                self.asked.append(frame.data)
                 reply = _coinbase_subscribe(frame.data)
                 if isinstance(reply, str):
                     await ws.send_str(json.dumps({"type": "error", "message": "Failed to subscribe", "reason": reply}))
@@ -128,8 +144,17 @@ class ReplayExchange:
                 pump.leave(client)
         return ws
 
+    def refusal(self) -> web.Response | None:
+        """Count a REST request; the 429 / 418 answer when the ``rest_error`` fault refuses it."""
+        self.rest_requests += 1
+        f = self.faults
+        if f.rest_error is not None and self.rest_requests <= f.rest_errors:
+            return _binance_error(f.rest_error, -1003, REST_ERRORS[f.rest_error], {"Retry-After": str(f.retry_after)})
+        return None
+
     def _binance_ws(self, feed: Feed) -> Callable[[web.Request], Any]:
         async def handler(request: web.Request) -> web.StreamResponse:
+            self.asked.append(request.path_qs)
             streams = set(filter(None, request.query.get("streams", "").split("/")))
             if not streams:
                 return _binance_error(400, -1100, "Missing or empty parameter 'streams'.")
@@ -145,36 +170,28 @@ class ReplayExchange:
 
     def _binance_depth(self, feed: Feed) -> Callable[[web.Request], Any]:
         async def handler(request: web.Request) -> web.Response:
-            self.rest_requests += 1
+            refused = self.refusal()
+            if refused is not None:
+                return refused
             f = self.faults
-            if f.rest_error is not None and self.rest_requests <= f.rest_errors:
-                return _binance_error(f.rest_error, -1003, REST_ERRORS[f.rest_error], {"Retry-After": str(f.retry_after)})
             symbol = request.query.get("symbol", "").upper()
             if not symbol:
                 return _binance_error(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
             limit_text = request.query.get("limit", "100")
             if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_DEPTH_LIMIT[feed.market]:
                 return _binance_error(400, -1100, f"Illegal characters found in parameter 'limit'; legal range is 1 to {MAX_DEPTH_LIMIT[feed.market]}.")
-            snap = self.timeline.snapshot(feed, symbol, self.pumps[feed].position)
-            if snap is None:
+            body = self.books.depth(feed, symbol, self.pumps[feed].position, int(limit_text))
+            if body is None:
                 return _binance_error(400, -1121, "Invalid symbol.")
             if f.snapshot_delay:
                 await asyncio.sleep(f.snapshot_delay)
-            return web.Response(text=_cut(snap.raw, int(limit_text)), content_type="application/json")
+            return web.Response(text=body, content_type="application/json")
 
         return handler
 
 
 def _binance_error(status: int, code: int, msg: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"code": code, "msg": msg}, status=status, headers=headers)
-
-
-def _cut(raw: str, limit: int) -> str:
-    """The snapshot body as captured, or re-encoded with ``limit`` levels a side when it has more."""
-    body = json.loads(raw)
-    if len(body["bids"]) <= limit and len(body["asks"]) <= limit:
-        return raw
-    return json.dumps(body | {"bids": body["bids"][:limit], "asks": body["asks"][:limit]}, separators=(",", ":"))
 
 
 def _coinbase_subscribe(text: str) -> Callable[[Message], bool] | str:

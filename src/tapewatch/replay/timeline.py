@@ -14,7 +14,8 @@ byte for byte), its capture time (ns since the epoch, the recording machine's cl
 channel (the Binance stream name, or the Coinbase channel of its ``type``) and its product
 (the native symbol: ``BTCUSDT``, ``BTC-USD``; empty for messages of no product). Binance depth
 snapshots are kept per symbol with their position in the feed (how many of the feed's messages
-came before them), so the server can answer with the snapshot current at the replay point.
+came before them), so the server can anchor the book it answers on the snapshot current at the
+replay point (:mod:`tapewatch.replay.book`).
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ class Feed:
         return f"{self.exchange} {self.market}"
 
 
+OI_FEED = Feed(binance_api.EXCHANGE, "perp")  # the feed whose REST serves recorded open interest
+
+
 @dataclass(frozen=True)
 class Message:
     """One captured websocket message: ``ts`` in ns (capture clock), ``raw`` the JSON as sent."""
@@ -80,6 +84,11 @@ class Timeline:
 
     messages: dict[Feed, list[Message]] = field(default_factory=dict)
     snapshots: dict[Feed, list[Snapshot]] = field(default_factory=dict)
+    open_interest: dict[str, list[str]] = field(default_factory=dict)  # Binance USD-M symbol -> bodies
+
+    def add_open_interest(self, product: str, raw: str) -> None:
+        """A recorded Binance USD-M ``/fapi/v1/openInterest`` body of ``product`` (``BTCUSDT``)."""
+        self.open_interest.setdefault(product, []).append(raw)
 
     def add_message(self, feed: Feed, msg: Message) -> None:
         self.messages.setdefault(feed, []).append(msg)
@@ -100,7 +109,8 @@ class Timeline:
     @property
     def feeds(self) -> list[Feed]:
         """Every feed with messages or snapshots, in a stable order."""
-        return sorted(set(self.messages) | set(self.snapshots), key=lambda f: (f.exchange, f.market))
+        feeds = set(self.messages) | set(self.snapshots) | ({OI_FEED} if self.open_interest else set())
+        return sorted(feeds, key=lambda f: (f.exchange, f.market))
 
 
 def read_timeline(paths: Iterable[Path]) -> Timeline:
@@ -116,9 +126,29 @@ def read_timeline(paths: Iterable[Path]) -> Timeline:
             _read_ws_capture(raw, source, timeline)
         elif recording.sniff(raw):
             _read_recording(raw, source, timeline)
-        else:
-            raise ImportFormatError(raw.path, "not a capture the replay exchange serves (raw Binance websocket capture or cryptofeed recording)")
+        elif not _read_open_interest(raw, timeline):
+            raise ImportFormatError(raw.path, "not a capture the replay exchange serves (raw Binance websocket "
+                                    "capture, cryptofeed recording or saved Binance USD-M openInterest bodies)")
     return timeline
+
+
+def _read_open_interest(raw: RawFile, timeline: Timeline) -> bool:
+    """Saved Binance USD-M ``/fapi/v1/openInterest`` bodies, one JSON document a line, each kept
+    as written; False (nothing kept) when the file is anything else."""
+    if not raw.first_lines[0].lstrip().startswith("{"):
+        return False
+    bodies = []
+    for line in filter(None, (text.strip() for text in raw.text().splitlines())):
+        try:
+            body = json_message(line, "body")
+        except MessageError:
+            return False
+        if binance_api.body_kind(body) != "openInterest":
+            return False
+        bodies.append((native_symbol(symbol_of(str(body["symbol"]))), line))
+    for product, line in bodies:
+        timeline.add_open_interest(product, line)
+    return bool(bodies)
 
 
 def _binance_message(body: str, ts: int, source: int) -> Message:

@@ -3,8 +3,9 @@
 * ``GET /``: the page (``page.html``: selectors, verdict card, charts, event study);
 * ``GET /static/plotly.min.js``: the plotly.js that ships with the plotly package (no CDN);
 * ``GET /api/meta``: symbols in the store, intervals, the default interval, the config used;
-* ``GET /api/verdict|market|study?symbol=BTC&interval=4h&start=…&end=…``: JSON (see
-  :class:`tapewatch.serve.data.Dashboard`);
+* ``GET /api/verdict|market|study|sweep?symbol=BTC&interval=4h&start=…&end=…``: JSON (see
+  :class:`tapewatch.serve.data.Dashboard`; ``sweep``: the sweep ``tapewatch backtest --sweep``
+  saved under the store, or how to run one);
 * ``GET /api/stream?…``: server-sent events; whenever the store's spot / perp partition files
   change (polled every ``poll`` seconds server-side), an ``update`` event with the latest bar,
   verdict and recent events, then a second one that adds the track records.
@@ -144,7 +145,7 @@ def create_app(store: Path, config: Path | None = None, token: str | None = None
         middleware.append(Middleware(TokenMiddleware, token=token))
     routes = [
         Route("/", index), Route("/static/plotly.min.js", plotly_js), Route("/api/meta", meta),
-        api("verdict"), api("market"), api("study"),
+        api("verdict"), api("market"), api("study"), api("sweep"),
         Route("/api/stream", stream), Route("/favicon.ico", lambda request: Response(status_code=204)),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan,

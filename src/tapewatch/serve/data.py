@@ -29,11 +29,13 @@ from tapewatch.commands.common import resolve_config
 from tapewatch.config import Config
 from tapewatch.errors import TapewatchError
 from tapewatch.names import base_name, interval_name
-from tapewatch.report import FactorPanel, header_lines, hits_figure, market_figure, returns_figure, study_table, sweep_table
+from tapewatch.report import FactorPanel, header_lines, hits_figure, market_figure, returns_figure, study_table
 from tapewatch.scan import scan
 from tapewatch.store import Store
 from tapewatch.study.forward import format_duration
+from tapewatch.serve.sweep import sweep_view
 from tapewatch.study.run import Study
+from tapewatch.study.saved import load_sweep, sweep_path
 from tapewatch.study.settings import StudySettings, load_settings
 from tapewatch.study.wiring import DetectorStudy, explain_events, prepare, study_detector, track_records
 from tapewatch.timeutil import ns_to_iso, parse_time
@@ -279,21 +281,37 @@ class Dashboard:
             return {
                 "verdict": list(r.verdict), "label": r.label, "header": header_lines(r), "notes": list(r.notes),
                 "tables": "".join(study_table(p, r.settings.get("cost_bps")) for p in r.periods),
-                "sweep": sweep_table(r) if r.sweeps else "",
                 "hits": _figure(hits_figure(r)), "returns": _figure(returns_figure(study)),
             }
         return self._cache.get(("studyview", v, self.stamp()), build)
 
+    def sweep(self, v: View) -> dict[str, Any]:
+        """The sweep section (:func:`tapewatch.serve.sweep.sweep_view`): the sweep saved by
+        ``tapewatch backtest --sweep`` for the view's symbol and interval (its date range aside),
+        whether the store has bars after its data, or how to run one."""
+        study, _ = self.study(View(v.base, v.interval))
+        return sweep_view(load_sweep(self.store.root, v.base, v.interval), v.base, v.interval, study.forward.bars,
+                          _figure)
+
+    def _saved_mtime(self, what: str, v: View) -> int | None:
+        """For ``sweep``: the saved sweep file's modification time (a new sweep is a new answer)."""
+        if what != "sweep":
+            return None
+        try:
+            return sweep_path(self.store.root, v.base, v.interval).stat().st_mtime_ns
+        except OSError:
+            return None
+
     def json(self, what: str, v: View) -> bytes:
-        """``verdict``, ``market`` or ``study`` of the view as JSON bytes (serialised once per
-        store stamp)."""
-        build = {"verdict": self.verdict, "market": self.market, "study": self.study_view}[what]
-        return self._cache.get(("json", what, v, self.stamp()),
+        """``verdict``, ``market``, ``study`` or ``sweep`` of the view as JSON bytes (serialised once
+        per store stamp, and per saved sweep file)."""
+        build = {"verdict": self.verdict, "market": self.market, "study": self.study_view, "sweep": self.sweep}[what]
+        return self._cache.get(("json", what, v, self.stamp(), self._saved_mtime(what, v)),
                                lambda: json.dumps(build(v), allow_nan=False, separators=(",", ":")).encode())
 
     def cached_json(self, what: str, v: View) -> bytes | None:
         """:meth:`json` if it is already computed for the current store stamp, else None (never blocks)."""
-        return self._cache.peek(("json", what, v, self.stamp()))
+        return self._cache.peek(("json", what, v, self.stamp(), self._saved_mtime(what, v)))
 
     def live(self, v: View, records: bool = True) -> dict[str, Any]:
         """For the live stream: the store stamp, the verdict of the latest closed bar (track records

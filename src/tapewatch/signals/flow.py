@@ -33,12 +33,14 @@ from tapewatch.signals.base import (
     Context, Reading, Side, State, fmt_num, fmt_pct, known, missing_note, num, safe_div, signed,
 )
 from tapewatch.signals.spec import FactorSpec, PanelSpec
+from tapewatch.signals.window import Rolling
 
 NAME = "flow"
 CONDITIONS: dict[Side, str] = {
     "distribution": "spot_selling_into_rally",
     "accumulation": "spot_buying_into_decline",
 }
+CUMULATIVE = {"spot_cvd": "spot_net_taker", "perp_cvd": "perp_net_taker"}  # CVD: running sums from the range start
 
 
 def compute(df: pl.DataFrame, ctx: Context) -> pl.DataFrame:
@@ -54,16 +56,13 @@ def compute(df: pl.DataFrame, ctx: Context) -> pl.DataFrame:
         (2 * pl.col("perp_taker_buy_volume") - pl.col("perp_volume")).alias("perp_net_taker"),
     )
     df = df.with_columns(
-        pl.when(in_range).then(pl.col("spot_net_taker")).cum_sum().alias("spot_cvd"),
-        pl.when(in_range).then(pl.col("perp_net_taker")).cum_sum().alias("perp_cvd"),
-        pl.col("spot_net_taker").rolling_sum(w, min_samples=w).alias("spot_net_taker_w"),
+        *[pl.when(in_range).then(pl.col(of)).cum_sum().alias(name) for name, of in CUMULATIVE.items()],
+        Rolling(df, "spot_net_taker", w, ctx.step).sum(w).alias("spot_net_taker_w"),
     )
     h, hmin = ctx.bars(cfg.z_history), ctx.bars(cfg.z_min_history)
-    s = pl.col("spot_net_taker_w")
+    z = Rolling(df, "spot_net_taker_w", h, ctx.step)
     df = df.with_columns(
-        safe_div(s - s.rolling_mean(h, min_samples=hmin), s.rolling_std(h, min_samples=max(hmin, 2))).alias(
-            "spot_flow_z"
-        )
+        safe_div(pl.col("spot_net_taker_w") - z.mean(hmin), z.std(hmin)).alias("spot_flow_z")
     )
     flow_col = "spot_net_taker_w" if cfg.measure == "sum" else "spot_flow_z"
     measure = pl.col(flow_col)
@@ -130,6 +129,7 @@ SPEC = FactorSpec(
            "perp_net_taker", "perp_cvd"),
     shown=("spot_net_taker",),
     conditions=CONDITIONS,
+    cumulative=CUMULATIVE,
     compute=compute,
     reading=reading,
     panel=PanelSpec("taker flow: cumulative net taker volume (CVD)",

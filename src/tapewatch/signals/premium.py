@@ -27,6 +27,7 @@ import polars as pl
 
 from tapewatch.signals.base import Context, Reading, Side, State, fmt_pct, missing_note, num, safe_div, signed
 from tapewatch.signals.spec import FactorSpec, PanelSpec
+from tapewatch.signals.window import Rolling
 
 NAME = "premium"
 CONDITIONS: dict[Side, str] = {"distribution": "negative_premium", "accumulation": "positive_premium"}
@@ -51,15 +52,14 @@ def compute(df: pl.DataFrame, ctx: Context) -> pl.DataFrame:
     x = pl.col("premium_index")
     n = x.is_not_null().cast(pl.Int64).rolling_sum(h, min_samples=1)
     enough = n >= hmin
+    hist = Rolling(df, "premium_index", h, ctx.step)
     df = df.with_columns(
         n.alias("premium_hist_n"),
-        pl.when(enough)
-        .then(safe_div(x - x.rolling_mean(h, min_samples=1), x.rolling_std(h, min_samples=2)))
-        .alias("premium_z"),
+        pl.when(enough).then(safe_div(x - hist.mean(1), hist.std(2))).alias("premium_z"),
         pl.when(enough)
         .then(100.0 * x.rolling_rank(h, method="max", min_samples=1).cast(pl.Float64) / n)
         .alias("premium_pct_rank"),
-        x.rolling_mean(k, min_samples=k).alias("premium_mean_k"),
+        Rolling(df, "premium_index", k, ctx.step).mean(k).alias("premium_mean_k"),
     )
     return df.with_columns(
         (pl.col("premium_mean_k") < -cfg.threshold_pct).alias(CONDITIONS["distribution"]),

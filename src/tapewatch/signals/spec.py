@@ -69,7 +69,9 @@ class FactorSpec:
     back a value at t looks (the warm-up is their maximum); ``outputs``: every column
     ``compute`` adds; ``table``: the columns it contributes to ``tapewatch signals``' table, in order
     (may name input columns or another factor's outputs); ``shown``: those of them the command
-    prints on screen; ``conditions``: the condition column per side (empty for context-only factors); ``compute`` adds the outputs to a frame, ``reading``
+    prints on screen; ``conditions``: the condition column per side (empty for context-only factors);
+    ``cumulative``: the outputs that are running sums over the requested range (from its first bar;
+    the CVDs), each → the column it sums; ``compute`` adds the outputs to a frame, ``reading``
     explains a side's condition at one bar; ``panel``: its report row (None = none).
     """
 
@@ -80,6 +82,7 @@ class FactorSpec:
     table: tuple[str, ...] = ()
     shown: tuple[str, ...] = ()
     conditions: dict[Side, str] = field(default_factory=dict)
+    cumulative: dict[str, str] = field(default_factory=dict)
     compute: Callable[[pl.DataFrame, Context], pl.DataFrame] | None = None
     reading: Callable[[dict[str, Any], Context, Side], Reading] | None = None
     panel: PanelSpec | None = None

@@ -151,13 +151,15 @@ class ArchiveFormat:
     """A Binance archive dataset: its layouts and the function that normalizes its rows.
 
     ``excluded_dirs``: lower-case path components under which a file of this layout is a
-    different dataset that must not be imported as this one.
+    different dataset that must not be imported as this one. ``optional``: columns the reader
+    lets be empty, for the converter to decide on.
     """
 
     name: str
     layouts: tuple[Layout, ...]
     convert: Converter
     excluded_dirs: frozenset[str] = field(default_factory=frozenset)
+    optional: tuple[str, ...] = ()
 
     def layout(self, raw: RawFile) -> Layout | None:
         """The layout the content matches, or None."""
@@ -177,7 +179,7 @@ class ArchiveFormat:
         _path_market(raw.path)  # refuses COIN-M archives before anything else
         if lay.header and len(raw.first_lines) < 2:
             raise ImportFormatError(raw.path, "empty file: no data rows after the header")
-        df = read_csv_strings(raw, list(lay.columns), lay.header)
+        df = read_csv_strings(raw, list(lay.columns), lay.header, self.optional)
         return [self.convert(df, raw, hints, lay)]
 
 
@@ -345,8 +347,11 @@ def _bars(df: pl.DataFrame, raw: RawFile, hints: Hints, lay: Layout) -> Batch:
     The interval is the hint, else the file name's, else close_time - open_time + 1 of the first
     row. Two rows for the same bar are an error naming both. A bar whose close time ends it
     early (Binance maintenance, 2018–2021) is imported as given, with a counted note; a close
-    time before the open or after the bar's end is an error.
+    time before the open or after the bar's end is an error. A last row with neither open nor
+    close time (the bar in progress when an API dump was written) is left out with a note; an
+    empty time anywhere else is an error.
     """
+    df, notes = _without_unfinished_bar(df, raw)
     prices = ("open", "high", "low", "close")
     volumes = ("volume", "quote_volume", "taker_buy_volume", "taker_buy_quote_volume")
     df = _numbers(df, raw, floats=prices + volumes, ints=("count",), nonnegative=(*prices, *volumes, "count"))
@@ -370,14 +375,31 @@ def _bars(df: pl.DataFrame, raw: RawFile, hints: Hints, lay: Layout) -> Batch:
             int(bad.get_column("__row")[0]),
         )
     short = df.filter(span < step)
-    notes = [] if short.is_empty() else [
-        f"{short.height} bar(s) close before the end of their {interval} (Binance maintenance), first at row "
-        f"{short.get_column('__row')[0]}: imported as given"
-    ]
+    if not short.is_empty():
+        notes.append(f"{short.height} bar(s) close before the end of their {interval} (Binance maintenance), "
+                     f"first at row {short.get_column('__row')[0]}: imported as given")
     df = df.with_columns(pl.lit(interval).alias("interval"), pl.col("count").alias("trades"))
     batch = _batch("bar", _with_key(df, raw, hints, lay.market))
     batch.notes.extend(notes)
     return batch
+
+
+def _without_unfinished_bar(df: pl.DataFrame, raw: RawFile) -> tuple[pl.DataFrame, list[str]]:
+    """``df`` without a last row that has neither open nor close time, and the note saying so;
+    any other row with an empty time is an ImportFormatError naming it."""
+    times = ("open_time", "close_time")
+    empty = df.filter(pl.any_horizontal(pl.col(times).is_null()))
+    if empty.is_empty():
+        return df, []
+    row = empty.row(0, named=True)
+    last = int(df.get_column("__row")[-1])
+    if empty.height == 1 and row["__row"] == last and row["open_time"] is None and row["close_time"] is None:
+        if df.height == 1:
+            raise ImportFormatError(raw.path, "empty file: its only bar has no open time")
+        return df.head(-1), [f"row {last} has no open or close time (the bar in progress when the file was "
+                             "written): not imported"]
+    col = next(c for c in times if row[c] is None)
+    raise ImportFormatError(raw.path, f"empty {col}", int(row["__row"]))
 
 
 # -- aggTrades and trades ----------------------------------------------------------------------
@@ -489,6 +511,7 @@ FORMATS: list[Format] = [
         ),
         _bars,
         frozenset({"markpriceklines", "indexpriceklines", "premiumindexklines"}),
+        optional=("open_time", "close_time"),
     ),
     ArchiveFormat(
         "binance-aggtrades",

@@ -93,6 +93,14 @@ class Rows:
             out.append(Batch(kind, df))
         return out
 
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        """The rows of ``kind`` gathered so far, in arrival order (read them, don't change them)."""
+        return list(self._rows.get(kind, ()))
+
+    def keep(self, kind: str, wanted: Callable[[dict[str, Any]], bool]) -> None:
+        """Drop the rows of ``kind`` that are not ``wanted``."""
+        self._rows[kind] = [r for r in self._rows.get(kind, ()) if wanted(r)]
+
     def extend(self, other: Rows) -> None:
         """Append every row of ``other`` (kept apart until it was known to be whole)."""
         for kind, rows in other._rows.items():

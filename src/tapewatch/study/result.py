@@ -185,7 +185,7 @@ class StudyResult:
 
     def to_json(self) -> str:
         """Deterministic JSON text (sorted keys, rounded floats, null for undefined, trailing newline)."""
-        return json.dumps(_plain(dataclasses.asdict(self)), sort_keys=True, indent=2, ensure_ascii=False,
+        return json.dumps(plain(dataclasses.asdict(self)), sort_keys=True, indent=2, ensure_ascii=False,
                           allow_nan=False) + "\n"
 
     def write_json(self, path: str | Path) -> Path:
@@ -195,11 +195,13 @@ class StudyResult:
         return p
 
 
-def _plain(x: Any) -> Any:
+def plain(x: Any) -> Any:
+    """``x`` as JSON-ready values: dicts with text keys, lists, plain ints and bools, floats rounded
+    to 12 significant digits, None for NaN / inf."""
     if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
+        return {str(k): plain(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
+        return [plain(v) for v in x]
     if isinstance(x, (bool, np.bool_)):
         return bool(x)
     if isinstance(x, (int, np.integer)):
@@ -312,18 +314,27 @@ def significance_clause(p: float | None, alpha: float, sweep: SideSweep | None, 
     if sweep.best_index is None:
         return f"not significant {corrected}: no set has the {sweep.min_events} scored events needed to be tested"
     q = sweep.rows[sweep.best_index].q_value
-    ok = (sweep.reality_check_p is not None and sweep.reality_check_p <= alpha
-          and sweep.spa_p is not None and sweep.spa_p <= alpha)
+    ok = sweep_significant(sweep, alpha)
     detail = "; ".join(f"{name} {p_text(v).removeprefix('p ')}" for name, v in (
         ("Reality Check p", sweep.reality_check_p), ("SPA p", sweep.spa_p)))
     need = f"the Reality Check and SPA {'both give' if ok else 'must both give'} p <= {alpha:g}"
     return f"{'' if ok else 'not '}significant {corrected}: {need} ({detail}; BH q {p_text(q).removeprefix('p ')}, not deciding)"
 
 
+def sweep_significant(sweep: SideSweep, alpha: float | None = None) -> bool:
+    """By :func:`significance_rule`: the best set of a sweep is significant only when it was tested
+    and both the Reality Check and the SPA give p <= ``alpha`` (default: the sweep's own)."""
+    level = sweep.alpha if alpha is None else alpha
+    return (sweep.best_index is not None and sweep.reality_check_p is not None and sweep.spa_p is not None
+            and sweep.reality_check_p <= level and sweep.spa_p <= level)
+
+
 def sweep_summary(sw: SideSweep) -> str:
     """One line on a side's sweep: how many sets were tested, what decides and what only screens."""
-    return (f"{sw.side}: {sw.sets} parameter sets, {sw.tested} tested (at least {sw.min_events} events); best "
-            f"{format_params(sw.best_params or {})}: Reality Check {p_text(sw.reality_check_p)}, SPA "
+    best = (f"best {format_params(sw.best_params)}" if sw.best_params is not None
+            else "no best set (none has enough events to be tested)")
+    return (f"{sw.side}: {sw.sets} parameter sets, {sw.tested} tested (at least {sw.min_events} events); {best}: "
+            f"Reality Check {p_text(sw.reality_check_p)}, SPA "
             f"{p_text(sw.spa_p)} (buckets of {sw.spa_bucket}; these decide); Benjamini–Hochberg keeps "
             f"{sw.bh_significant} at FDR {sw.alpha:.0%} (a per-set screen)")
 
