@@ -78,10 +78,16 @@ def run_live(shared: Path, root: Path, webhooks: dict[str, str], raw: dict[str, 
                 feeds = build_feeds(cfg, "BTC", endpoints, session, collector, out.append)
                 task = asyncio.create_task(runner.run([(f, ConnectionLog()) for f in feeds], session))
                 await asyncio.wait_for(exchange.finished(), 15)
+                deadline = asyncio.get_running_loop().time() + 60
                 while runner.next_bar is None or runner.next_bar <= until:
                     if task.done():  # the runner stopped: its exception, not a wait forever
                         task.result()
                         raise AssertionError("the live runner stopped before closing the bars")
+                    if asyncio.get_running_loop().time() > deadline:  # a failure that says why, not a hang
+                        raise AssertionError(
+                            f"bars not closed after 60 s: next bar {runner.next_bar}, venue clock {runner.venue}, "
+                            f"pending gap from {collector.ledger.pending_from()}, written {collector.written}, "
+                            f"lines {out[-20:]}")
                     await asyncio.sleep(0.02)
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)

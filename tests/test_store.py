@@ -9,6 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tapewatch.errors import StoreError
+from tapewatch.importer import parse_file
+from tapewatch.sources import Hints
 from tapewatch.store import Store, open_store
 
 DAY = 86_400_000_000_000
@@ -116,3 +118,34 @@ def test_query_and_inventory_read_partitions_written_before_a_column_was_added(s
     assert got.rows() == [("1", True), ("2", True), ("3", True), ("4", True)]
     inv = store.inventory()
     assert inv.filter(pl.col("kind") == "trade").get_column("rows").to_list() == [4]
+
+
+def _capture_trades(shared: Path) -> pl.DataFrame:
+    _, batches = parse_file(shared / "hftbacktest-binance-ws/spot/btcusdt_20240808.gz", Hints())
+    return next(b.rows for b in batches if b.kind == "trade")
+
+
+def test_appended_flushes_read_as_one_write_and_stay_few_files(shared: Path, store: Store, tmp_path: Path) -> None:
+    """A live collector's flushes: 40 appends of the real capture's trades, in order."""
+    rows = _capture_trades(shared)
+    assert rows.height == 518 and (rows["ts"] // 86_400_000_000_000).n_unique() == 1  # ts: UTC ns, one day
+    chunks = [rows.slice(i * 13, 13) for i in range(40)]  # 520 > 518: the last chunk is short
+    for c in chunks:
+        store.append("trade", c)
+    (part,) = {p.parent for p in store.root.rglob("*.parquet")}
+    names = sorted(p.name for p in part.glob("*.parquet"))
+    # 40 flushes = 2 × 16 merged into level 1, and 8 left at level 0; no data.parquet yet; the
+    # names sort in the order the rows came (the level-1 parts first)
+    assert [n.split("-")[2] for n in names] == ["L1"] * 2 + ["L0"] * 8
+    ref = Store(tmp_path / "ref")
+    ref.write("trade", rows)
+    assert store.read("trade").equals(ref.read("trade"))
+    # a merge's write survived but its clean-up did not (a crash): no row shows twice
+    dup = part / names[0]
+    (part / names[0].replace("-L1-", "-L0-")).write_bytes(dup.read_bytes())
+    assert store.read("trade").equals(ref.read("trade"))
+    # the next write folds every part into data.parquet
+    store.write("trade", rows.head(1))
+    assert [p.name for p in part.glob("*.parquet")] == ["data.parquet"]
+    assert store.read("trade").equals(ref.read("trade"))
+    assert pq.read_table(part / "data.parquet").num_rows == 518

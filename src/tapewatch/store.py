@@ -9,6 +9,16 @@ kind's identifying columns (so importing the same file twice gives the same rows
 ``ts`` and replaces the file atomically (temporary file + fsync + rename): a crash mid-write
 leaves the old file or the new one, never a partial one. Queries go through DuckDB with bound
 parameters only.
+
+A live collector appends instead (:meth:`Store.append`): each flush becomes a part file
+``part-<ns>-L0-<id>.parquet`` beside ``data.parquet`` (``<ns>``: when it was written, so that
+the files sort oldest first, as rows with equal ``ts`` are read), written without reading the partition back,
+so a flush costs what it adds, not the size of the day. Every ``FANOUT`` parts of a level are
+merged into one part of the next level (each row is rewritten about log_FANOUT(flushes) times
+in all, and a partition holds at most ``FANOUT`` - 1 parts per level); the next :meth:`write`
+folds them all into ``data.parquet``. :meth:`read` drops duplicate identities across the files
+of a partition that has parts, so a crash between a merge's write and its clean-up shows no
+row twice.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +44,8 @@ from tapewatch.schemas import KINDS, RECORD_KINDS, conform, kind, polars_schema
 from tapewatch.symbols import path_token
 
 DATA_FILE = "data.parquet"
+PART_PREFIX = "part-"  # live parts: part-<written ns, 20 digits>-L<level>-<hex>.parquet
+FANOUT = 16  # parts of one level merged into one of the next
 DEFAULT_STORE = "./tapewatch-data"
 NS_PER_DAY = 86_400_000_000_000
 # kinds stored one partition per exchange/market rather than per symbol (thousands of tiny rows)
@@ -96,42 +109,72 @@ class Store:
         if df.select(pl.any_horizontal(pl.col("exchange", "market", "symbol", "ts").is_null().any())).item():
             raise StoreError(f"{kind_name} rows without exchange, market, symbol or ts cannot be stored")
         check_rows(df, f"store write of {kind_name}")  # all of them before any partition is written
+        added = parts = 0
+        with self._lock():
+            for d, part in self._partitions(kind_name, df):
+                added += self._merge(k.name, d, part, k.unique_by, k.fallback_by)
+                parts += 1
+        return WriteResult(df.height, added, parts)
+
+    def append(self, kind_name: str, df: pl.DataFrame) -> WriteResult:
+        """Add rows as a new part file per partition (see the module docstring), reading nothing
+        back: for a live collector's flushes. ``added`` counts the rows offered (duplicates of
+        stored identities are dropped when the parts are merged, and hidden from :meth:`read`)."""
+        k = kind(kind_name)
+        df = conform(kind_name, df)
+        if df.is_empty():
+            return WriteResult(0, 0, 0)
+        parts = 0
+        with self._lock():
+            for d, part in self._partitions(kind_name, df):
+                d.mkdir(parents=True, exist_ok=True)
+                _write_atomic(d, part.sort("ts", maintain_order=True), _part_name(time.time_ns(), 0), k.name)
+                self._cascade(k.name, d, k.unique_by, k.fallback_by)
+                parts += 1
+        return WriteResult(df.height, df.height, parts)
+
+    def _partitions(self, kind_name: str, df: pl.DataFrame) -> Iterator[tuple[Path, pl.DataFrame]]:
+        """Checked rows of a kind, split by partition: (directory, its rows)."""
+        if df.select(pl.any_horizontal(pl.col("exchange", "market", "symbol", "ts").is_null().any())).item():
+            raise StoreError(f"{kind_name} rows without exchange, market, symbol or ts cannot be stored")
+        check_rows(df, f"store write of {kind_name}")  # all of them before any partition is written
         df = df.with_columns(
             pl.col("ts").dt.strftime("%Y-%m-%d").alias("__date"),
             (pl.lit(ALL_SYMBOLS) if kind_name in PER_MARKET_KINDS else pl.col("symbol")).alias("__symbol"),
         )
-        added = parts = 0
-        with self._lock():
-            for (ex, mkt, sym, date), part in df.group_by(["exchange", "market", "__symbol", "__date"]):
-                d = self.partition_dir(kind_name, ex, mkt, sym, date)
-                added += self._merge(k.name, d, part.drop("__date", "__symbol"), k.unique_by, k.fallback_by)
-                parts += 1
-        return WriteResult(df.height, added, parts)
+        for (ex, mkt, sym, date), part in df.group_by(["exchange", "market", "__symbol", "__date"]):
+            yield self.partition_dir(kind_name, ex, mkt, sym, date), part.drop("__date", "__symbol")
+
+    def _cascade(self, kind_name: str, d: Path, unique_by: tuple[str, ...], fallback_by: tuple[str, ...]) -> None:
+        """Merge every ``FANOUT`` parts of a level into one part of the next, level by level."""
+        level = 0
+        while len(parts := sorted(d.glob(f"{PART_PREFIX}*-L{level}-*.parquet"))) >= FANOUT:
+            rows = pl.concat([conform(kind_name, pl.from_arrow(pq.read_table(p))) for p in parts], how="vertical")
+            merged = _dedup(rows, unique_by, fallback_by).sort("ts", maintain_order=True)
+            oldest = int(parts[0].name.split("-")[1])  # the merged part sorts where its oldest member did
+            _write_atomic(d, merged, _part_name(oldest, level + 1), kind_name)
+            for p in parts:
+                p.unlink()
+            level += 1
 
     def _merge(
         self, kind_name: str, d: Path, new: pl.DataFrame, unique_by: tuple[str, ...], fallback_by: tuple[str, ...] = ()
     ) -> int:
         d.mkdir(parents=True, exist_ok=True)
-        for stale in d.glob(f".{DATA_FILE}.*.tmp"):  # left by a writer killed mid-write; we hold the lock
+        for stale in d.glob(".*.tmp"):  # left by a writer killed mid-write; we hold the lock
             stale.unlink()
         target = d / DATA_FILE
+        parts = sorted(d.glob(f"{PART_PREFIX}*.parquet"))
         before = 0
-        if target.exists():
-            old = pl.from_arrow(pq.read_table(target))
-            before = old.height
-            new = pl.concat([conform(kind_name, old), new], how="vertical")
+        if target.exists() or parts:
+            old = pl.concat([conform(kind_name, pl.from_arrow(pq.read_table(p)))
+                             for p in ([target] if target.exists() else []) + parts], how="vertical")
+            before = _dedup(old, unique_by, fallback_by).height
+            new = pl.concat([old, new], how="vertical")
         merged = _dedup(new, unique_by, fallback_by).sort("ts", maintain_order=True)
-        tmp = d / f".{DATA_FILE}.{uuid.uuid4().hex}.tmp"
-        table = merged.to_arrow().cast(KINDS[kind_name].schema)
-        pq.write_table(table, tmp, compression="zstd")
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-        dir_fd = os.open(d, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _write_atomic(d, merged, DATA_FILE, kind_name)
+        for p in parts:  # folded in: a crash before this leaves duplicates that read() drops
+            p.unlink()
         return merged.height - before
 
     # -- reading ---------------------------------------------------------------------------
@@ -156,7 +199,7 @@ class Store:
                 f"market={market or '*'}",
                 f"symbol={path_token(symbol) if symbol and kind_name not in PER_MARKET_KINDS else '*'}",
                 "date=*",
-                DATA_FILE,
+                "*.parquet",
             ]
         )
         out = []
@@ -188,6 +231,7 @@ class Store:
         files = self.files(kind_name, exchange, market, symbol, start, end)
         if not files:
             return conform(kind_name, pl.DataFrame())
+        k = kind(kind_name)
         ts = pl.col("ts").dt.epoch("ns")
         cond = pl.lit(True)
         for col, val in (("exchange", exchange), ("market", market), ("symbol", symbol)):
@@ -207,6 +251,8 @@ class Store:
             )
         except (pl.exceptions.PolarsError, OSError) as exc:
             raise StoreError(f"cannot read {kind_name} from {self.root}: {exc}") from exc
+        if any(f.name != DATA_FILE for f in files):  # live parts: a row may sit in two files
+            df = _dedup(df, k.unique_by, k.fallback_by)
         return conform(kind_name, df)
 
     def query(self, sql: str, params: list[object] | dict[str, object] | None = None) -> pl.DataFrame:
@@ -275,6 +321,25 @@ def _dedup(df: pl.DataFrame, unique_by: tuple[str, ...], fallback_by: tuple[str,
         .unique(subset=[*unique_by, *alt], keep="last", maintain_order=True)
         .drop(alt)
     )
+
+
+def _part_name(written_ns: int, level: int) -> str:
+    """``part-<written ns>-L<level>-<hex>.parquet``: names sort in the order the rows were written."""
+    return f"{PART_PREFIX}{written_ns:020d}-L{level}-{uuid.uuid4().hex[:8]}.parquet"
+
+
+def _write_atomic(d: Path, rows: pl.DataFrame, name: str, kind_name: str) -> None:
+    """Write ``rows`` as ``d/name`` atomically: temporary file, fsync, rename, fsync of the directory."""
+    tmp = d / f".{name}.{uuid.uuid4().hex}.tmp"
+    pq.write_table(rows.to_arrow().cast(KINDS[kind_name].schema), tmp, compression="zstd")
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, d / name)
+    dir_fd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def _check_keys(exchange: str | None, market: str | None, symbol: str | None, where: str) -> None:

@@ -2,8 +2,9 @@
 
 Each feed parses its messages into one shared :class:`~tapewatch.sources.messages.Rows`;
 every ``flush_interval`` seconds (and once more when the collector stops) the rows gathered
-so far are written with :meth:`Store.write` (atomic per partition, idempotent), in a worker
-thread so that the event loop keeps receiving meanwhile. The trade coverage the feeds' shared
+so far are appended with :meth:`Store.append` (a part file per partition, atomic; a flush costs
+what it adds, not the size of the day), in a worker thread so that the event loop keeps
+receiving meanwhile. The trade coverage the feeds' shared
 :class:`~tapewatch.live.trades.TradeLedger` proved is written after the rows it covers, every
 ``coverage_every`` seconds, at once when a trade gap was resolved (so that a hole shows at the
 next bar close), and on the last flush: one record per stream and minute rather than per flush.
@@ -58,10 +59,10 @@ class Collector:
     def _write(self, rows: Rows, proved: pl.DataFrame) -> list[Batch]:
         batches = rows.batches()
         for b in batches:
-            self.store.write(b.kind, b.rows)
+            self.store.append(b.kind, b.rows)
             self.written[b.kind] = self.written.get(b.kind, 0) + b.rows.height
         if not proved.is_empty():
-            self.store.write("coverage", proved)
+            self.store.append("coverage", proved)
         return batches
 
     async def run(self, session: aiohttp.ClientSession, feeds: list[tuple[VenueFeed, ConnectionLog]],

@@ -201,6 +201,8 @@ class Recovery:
                 kept.extend(page)
         except RecoveryError as exc:
             reason = exc.reason
+        except Exception as exc:  # noqa: BLE001 — a gap left pending would hold every later bar close
+            reason = f"recovery failed ({type(exc).__name__}: {exc})"
         self.rows.extend(kept)
         missing = [i for i in range(gap.lo, gap.hi + 1) if i not in found]
         if not missing:
