@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -19,10 +20,11 @@ from tapewatch.commands.common import DEFAULT_STORE_PATH, StoreOpt, console, fri
 from tapewatch.commands.signals import ConfigOpt, SymbolOpt
 from tapewatch.live.collector import Collector
 from tapewatch.live.connection import ConnectionLog
-from tapewatch.live.endpoints import Endpoints, load_endpoints
+from tapewatch.live.endpoints import Endpoint, Endpoints, load_endpoints
 from tapewatch.live.oi import oi_poller
 from tapewatch.live.run import LiveRunner, build_feeds
 from tapewatch.names import base_name, interval_name
+from tapewatch.replay.server import PREFIXES
 from tapewatch.store import open_store
 from tapewatch.study.settings import load_settings
 
@@ -39,10 +41,13 @@ def live_cmd(
     flush: Annotated[float, typer.Option("--flush", help="Seconds between writes to the store.")] = 1.0,
     duration: Annotated[float | None, typer.Option("--duration", help="Stop after this many seconds (default: run until Ctrl-C).")] = None,
     grace: Annotated[float, typer.Option("--grace", help="Seconds after a bar's close (venue clock) before it is closed.")] = 2.0,
+    interval: Annotated[str | None, typer.Option("--interval", help="Bar interval (default: the config's `interval`), e.g. 10s to see bars close on a short replay.")] = None,
+    replay: Annotated[int | None, typer.Option("--replay", metavar="PORT", help="Collect from `tapewatch replay-exchange` on 127.0.0.1:PORT instead of the config's [endpoints].")] = None,
 ) -> None:
-    """Collect the config's markets (endpoints from [endpoints]) into the store; at each bar close
-    (config `interval`) compute the signals on the stored data and send the alerts (config [alerts]).
-    Ctrl-C or SIGTERM writes what was received and stops."""
+    """Collect the config's markets (endpoints from [endpoints], or a local replay exchange with
+    --replay) into the store; at each bar close (config `interval`, or --interval) compute the
+    signals on the stored data and send the alerts (config [alerts]). Ctrl-C or SIGTERM writes
+    what was received and stops."""
     base = base_name(symbol)
     if flush <= 0:
         raise typer.BadParameter(f"must be more than 0, not {flush}", param_hint="--flush")
@@ -50,10 +55,14 @@ def live_cmd(
         raise typer.BadParameter(f"must be 0 or more, not {grace}", param_hint="--grace")
     if duration is not None and duration <= 0:
         raise typer.BadParameter(f"must be more than 0, not {duration}", param_hint="--duration")
+    if replay is not None and not 0 < replay < 65536:
+        raise typer.BadParameter(f"must be a port number (1–65535), not {replay}", param_hint="--replay")
     path, source = resolve_config(config, store)
     cfg, settings = load_settings(path)
+    if interval is not None:
+        cfg = dataclasses.replace(cfg, interval=interval_name(interval, "--interval"))
     interval = interval_name(cfg.interval, "config key 'interval'")
-    endpoints = load_endpoints(path)
+    endpoints = load_endpoints(path) if replay is None else _replay_endpoints(replay)
     a = cfg.alerts
     log = LogSink(store / Path(a.log).expanduser()) if a.log else None
     dispatcher = Dispatcher(console if a.console else None, log, load_webhooks(a, base=path.parent if path else None),
@@ -67,6 +76,17 @@ def live_cmd(
     bars, alerts = runner.bars_closed, len(runner.alerts)
     _say(f"stopped: wrote {written} rows; {bars} bar{'' if bars == 1 else 's'} closed, "
          f"{alerts} alert{'' if alerts == 1 else 's'}")
+
+
+def _replay_endpoints(port: int) -> Endpoints:
+    """The endpoints of every venue a replay exchange on 127.0.0.1:``port`` serves."""
+    def at(prefix: str) -> Endpoint:
+        return Endpoint(f"ws://127.0.0.1:{port}{prefix}", f"http://127.0.0.1:{port}{prefix}")
+
+    by = {(f.exchange, f.market): at(p) for f, p in PREFIXES.items()}
+    b, c = Endpoints().binance, Endpoints().coinbase
+    return Endpoints(dataclasses.replace(b, spot=by["binance", "spot"], perp=by["binance", "perp"]),
+                     dataclasses.replace(c, spot=by["coinbase", "spot"]))
 
 
 async def _main(runner: LiveRunner, endpoints: Endpoints, duration: float | None) -> None:

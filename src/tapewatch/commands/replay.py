@@ -75,7 +75,7 @@ def _announce(exchange: ReplayExchange, timeline: Timeline) -> None:
         if feed.exchange == "binance":
             snaps = len(timeline.snapshots.get(feed, []))
             where = (f"websocket {exchange.base_url(feed, 'ws')}/stream?streams=..., "
-                     f"REST {exchange.base_url(feed)}{DEPTH_PATHS[feed.market]} ({snaps:,} depth snapshots) "
+                     f"REST {exchange.base_url(feed)}{DEPTH_PATHS[feed.market]} ({snaps:,} depth snapshot{'' if snaps == 1 else 's'}) "
                      f"and {TRADES_PATHS[feed.market]}")
             if feed == OI_FEED and timeline.open_interest:
                 where += f", {exchange.base_url(feed)}{OI_PATH} (open interest of {', '.join(sorted(timeline.open_interest))})"
