@@ -155,7 +155,7 @@ def _trade_bars(data: pl.DataFrame, interval: str, step: int) -> pl.DataFrame:
     return out.select(BAR_COLUMNS)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _count_bars(ts: np.ndarray, kchange: np.ndarray, step: int) -> int:  # pragma: no cover - compiled
     """Number of bars: a new bar where the bucket of ``ts`` (UTC ns) or the market changes."""
     has_k = len(kchange) > 0
@@ -168,7 +168,7 @@ def _count_bars(ts: np.ndarray, kchange: np.ndarray, step: int) -> int:  # pragm
     return count
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _fill_bars(ts, price, amount, buy, unknown, kchange, step, m):  # type: ignore[no-untyped-def]  # pragma: no cover
     """One pass over time-ordered trades: per bar its first row, open time (UTC ns), OHLC, volume,
     taker buy volume, quote volume, trade count and whether any trade lacked its side."""
