@@ -22,7 +22,7 @@ from tapewatch.importer import parse_file
 from tapewatch.live.collector import Collector
 from tapewatch.live.connection import ConnectionLog
 from tapewatch.live.endpoints import Endpoint, Endpoints
-from tapewatch.live.oi import OIPoller, oi_poller
+from tapewatch.live.polls import RestPoller, rest_pollers
 from tapewatch.live.run import build_feeds
 from tapewatch.replay.faults import Faults
 from tapewatch.replay.server import ReplayExchange
@@ -70,10 +70,10 @@ async def until(done: Callable[[], object], timeout: float = 8.0) -> None:
 
 
 def poller_of(exchange: ReplayExchange, session: aiohttp.ClientSession, rows: Rows, period: str,
-              base: str = "BTC") -> OIPoller:
+              base: str = "BTC") -> RestPoller:
     cfg = config_from_dict({"live": {"oi_period": period}})
-    poller = oi_poller(cfg, base, endpoints(exchange), session, rows, lambda line: None)
-    assert poller is not None
+    poller = rest_pollers(cfg, base, endpoints(exchange), session, rows, lambda line: None)[0]
+    assert poller.kind == "openInterest"
     return poller
 
 
@@ -81,7 +81,7 @@ def test_polls_come_at_the_period_and_store_what_import_stores(shared: Path, tmp
     raw = (shared / OI_BODY).read_text()
     assert raw == '{"symbol":"BTCUSDT","openInterest":"70056.543","time":1723425441998}'  # the recorded bytes
 
-    async def body(exchange: ReplayExchange, session: aiohttp.ClientSession) -> tuple[OIPoller, float, int]:
+    async def body(exchange: ReplayExchange, session: aiohttp.ClientSession) -> tuple[RestPoller, float, int]:
         collector = Collector(Store(tmp_path / "live"), flush_interval=0.05)
         poller = poller_of(exchange, session, collector.rows, "0.3s")
         loop = asyncio.get_running_loop()
@@ -111,7 +111,7 @@ def test_polls_come_at_the_period_and_store_what_import_stores(shared: Path, tmp
 
 @pytest.mark.parametrize("status", [429, 418])
 def test_a_refused_poll_waits_out_its_retry_after(shared: Path, status: int) -> None:
-    async def body(exchange: ReplayExchange, session: aiohttp.ClientSession) -> tuple[OIPoller, float, int, Rows]:
+    async def body(exchange: ReplayExchange, session: aiohttp.ClientSession) -> tuple[RestPoller, float, int, Rows]:
         rows = Rows()
         poller = poller_of(exchange, session, rows, "0.5s")
         loop = asyncio.get_running_loop()
@@ -135,7 +135,7 @@ def test_a_refused_poll_waits_out_its_retry_after(shared: Path, status: int) -> 
 
 
 def test_failed_polls_are_counted_and_the_polls_go_on(shared: Path) -> None:
-    async def body(exchange: ReplayExchange, session: aiohttp.ClientSession) -> OIPoller:
+    async def body(exchange: ReplayExchange, session: aiohttp.ClientSession) -> RestPoller:
         poller = poller_of(exchange, session, Rows(), "0.1s", base="ETH")  # no ETHUSDT body recorded: 400
         task = asyncio.create_task(poller.run())
         await until(lambda: poller.polls >= 3)
@@ -154,8 +154,11 @@ def test_oi_period_is_validated_and_other_venues_are_named() -> None:
             config_from_dict({"live": {"oi_period": bad}})
     lines: list[str] = []
     cfg = config_from_dict({"oi": {"source": {"exchange": "bybit", "market": "perp"}}})
-    assert oi_poller(cfg, "BTC", Endpoints(), None, Rows(), lines.append) is None  # type: ignore[arg-type]
-    assert lines == ["not collected: open interest of bybit perp BTC/USDT (live polls Binance USD-M open interest only)"]
+    cfg = config_from_dict({"oi": {"source": {"exchange": "bybit", "market": "perp"}},
+                            "funding": {"source": {"exchange": "okx", "market": "perp"}}})
+    assert rest_pollers(cfg, "BTC", Endpoints(), None, Rows(), lines.append) == []  # type: ignore[arg-type]
+    assert lines == ["not collected: open interest of bybit perp BTC/USDT (live polls Binance USD-M open interest only)",
+                     "not collected: funding of okx perp BTC/USDT (live polls Binance USD-M funding only)"]
 
 
 @pytest.mark.parametrize("basis", ["usdt_adjusted", "raw"])
@@ -199,5 +202,36 @@ def test_the_replay_route_serves_the_recorded_bytes_and_binance_errors(shared: P
     ]
     other = tmp_path / "other.json"
     other.write_text('{"symbol":"BTCUSDT","price":"1"}')
-    with pytest.raises(ImportFormatError, match="saved Binance USD-M openInterest bodies"):
+    with pytest.raises(ImportFormatError, match="saved Binance USD-M openInterest / fundingRate bodies"):
         read_timeline([other])
+
+
+FUNDING_BODY = Path("binance-usdm-fundingrate/fundingRate_BTCUSDT.json")
+
+
+def test_settled_funding_is_polled_and_stored_as_import_stores_it(shared: Path, tmp_path: Path) -> None:
+    raw = (shared / FUNDING_BODY).read_text()
+    [settled] = json.loads(raw)  # the recorded answer: one settlement, read by hand
+    assert (settled["fundingTime"], settled["fundingRate"], settled["markPrice"]) == (1788422400000, "0.00005866", "77622.37865217")
+
+    async def body(exchange: ReplayExchange, session: aiohttp.ClientSession) -> tuple[RestPoller, Rows]:
+        rows = Rows()
+        cfg = config_from_dict({"live": {"funding_period": "0.2s"}})
+        [_, poller] = rest_pollers(cfg, "BTC", endpoints(exchange), session, rows, lambda line: None)
+        task = asyncio.create_task(poller.run())
+        await until(lambda: poller.polls >= 3)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return poller, rows
+
+    poller, rows = serve([shared / OI_BODY, shared / FUNDING_BODY], None, body)
+    assert (poller.kind, poller.failed, poller.params) == ("fundingRate", 0, {"limit": "3"})
+    assert poller.summary().startswith("funding BTCUSDT: ") and "failed" not in poller.summary()
+    live, ref = Store(tmp_path / "live"), Store(tmp_path / "ref")
+    for b in rows.batches():
+        live.append(b.kind, b.rows)
+    for b in parse_file(shared / FUNDING_BODY, Hints(market="perp"))[1]:
+        ref.write(b.kind, b.rows)
+    got = live.read("funding")
+    assert got.height == 1 and got.equals(ref.read("funding"))  # three polls of one settlement: one row
+    assert got.select(pl.col("ts").dt.epoch("ms"), "rate", "mark_price").row(0) == (1788422400000, 0.00005866, 77622.37865217)

@@ -205,6 +205,7 @@ class LiveConfig:
     """What ``tapewatch live`` collects beyond the websocket streams; see tapewatch/live/."""
 
     oi_period: str = field(default="1m", metadata={"check": period_seconds})  # open interest REST poll period
+    funding_period: str = field(default="10m", metadata={"check": period_seconds})  # settled funding REST poll period
 
 
 ALERT_SIDES = ("distribution", "accumulation")

@@ -21,7 +21,7 @@ from tapewatch.commands.signals import ConfigOpt, SymbolOpt
 from tapewatch.live.collector import Collector
 from tapewatch.live.connection import ConnectionLog
 from tapewatch.live.endpoints import Endpoint, Endpoints, load_endpoints
-from tapewatch.live.oi import oi_poller
+from tapewatch.live.polls import rest_pollers
 from tapewatch.live.run import LiveRunner, build_feeds
 from tapewatch.names import base_name, interval_name
 from tapewatch.replay.server import PREFIXES
@@ -93,9 +93,8 @@ async def _main(runner: LiveRunner, endpoints: Endpoints, duration: float | None
     """Run until ``duration`` seconds passed, SIGTERM or Ctrl-C; the runner flushes on the way out."""
     async with aiohttp.ClientSession() as session:
         feeds = build_feeds(runner.cfg, runner.base, endpoints, session, runner.collector, _say)
-        poller = oi_poller(runner.cfg, runner.base, endpoints, session, runner.collector.rows, _say)
-        polls = [poller.run] if poller is not None else []
-        task = asyncio.create_task(runner.run([(f, ConnectionLog()) for f in feeds], session, polls))
+        pollers = rest_pollers(runner.cfg, runner.base, endpoints, session, runner.collector.rows, _say)
+        task = asyncio.create_task(runner.run([(f, ConnectionLog()) for f in feeds], session, [p.run for p in pollers]))
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
             loop.add_signal_handler(signal.SIGTERM, task.cancel)
@@ -104,5 +103,5 @@ async def _main(runner: LiveRunner, endpoints: Endpoints, duration: float | None
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-            if poller is not None:
+            for poller in pollers:
                 _say(poller.summary())

@@ -12,14 +12,14 @@ from tapewatch.commands.common import console, friendly
 from tapewatch.importer import expand
 from tapewatch.replay.faults import Faults
 from tapewatch.replay.server import DEPTH_PATHS, ReplayExchange
-from tapewatch.replay.rest_oi import OI_PATH
-from tapewatch.replay.timeline import OI_FEED, Timeline, read_timeline
+from tapewatch.replay.rest_bodies import REST_PATHS
+from tapewatch.replay.timeline import REST_FEED, Timeline, read_timeline
 from tapewatch.replay.trades import TRADES_PATHS
 
 
 @friendly
 def replay_exchange_cmd(
-    paths: Annotated[list[Path], typer.Argument(help="Capture files or directories: raw Binance websocket captures, cryptofeed recordings, saved Binance USD-M openInterest bodies.")],
+    paths: Annotated[list[Path], typer.Argument(help="Capture files or directories: raw Binance websocket captures, cryptofeed recordings, saved Binance USD-M openInterest or fundingRate bodies.")],
     port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1 (0: any free port).")] = 8765,
     speed: Annotated[float, typer.Option(help="N times the captured pace; 0 sends as fast as possible.")] = 1.0,
     drop: Annotated[int, typer.Option(help="Withhold this many messages of each feed...")] = 0,
@@ -38,7 +38,7 @@ def replay_exchange_cmd(
     """Serve captured venue traffic on 127.0.0.1 over the venues' real websocket and REST protocols.
 
     Binance spot and USD-M: combined-stream websocket, REST depth snapshots and historicalTrades
-    (USD-M: also recorded open interest); Coinbase Exchange: websocket after a subscribe message
+    (USD-M: also recorded open interest and funding bodies); Coinbase Exchange: websocket after a subscribe message
     and REST trades. The REST trades are the captured websocket trades re-shaped into the venue's
     REST answer. Messages are sent exactly as captured, at the
     captured pace times --speed, with the faults asked for. Stop with Ctrl-C.
@@ -77,8 +77,9 @@ def _announce(exchange: ReplayExchange, timeline: Timeline) -> None:
             where = (f"websocket {exchange.base_url(feed, 'ws')}/stream?streams=..., "
                      f"REST {exchange.base_url(feed)}{DEPTH_PATHS[feed.market]} ({snaps:,} depth snapshot{'' if snaps == 1 else 's'}) "
                      f"and {TRADES_PATHS[feed.market]}")
-            if feed == OI_FEED and timeline.open_interest:
-                where += f", {exchange.base_url(feed)}{OI_PATH} (open interest of {', '.join(sorted(timeline.open_interest))})"
+            if feed == REST_FEED:
+                for body_kind, bodies in sorted(timeline.rest_bodies.items()):
+                    where += f", {exchange.base_url(feed)}{REST_PATHS[body_kind]} (recorded, {', '.join(sorted(bodies))})"
         else:
             where = f"websocket {exchange.base_url(feed, 'ws')} (send a subscribe message), REST /products/{{id}}/trades"
         console.print(f"Serving {feed.label}: {n:,} messages, {where}", highlight=False, soft_wrap=True)

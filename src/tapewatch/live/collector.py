@@ -69,7 +69,7 @@ class Collector:
                   after: Callable[[list[Batch]], Awaitable[None]] | None = None,
                   polls: Sequence[Callable[[], Awaitable[None]]] = ()) -> None:
         """Keep every feed connected and the REST ``polls`` running (each adds to :attr:`rows` until
-        cancelled, e.g. :meth:`OIPoller.run`), flush at the interval until cancelled, then call
+        cancelled, e.g. :meth:`RestPoller.run`), flush at the interval until cancelled, then call
         ``after`` with the rows written; flush (and call ``after``) once more on the way out."""
         tasks = [asyncio.create_task(run_connection(session, f, log, self.stale_after, self.backoff)) for f, log in feeds]
         tasks += [asyncio.create_task(poll()) for poll in polls]

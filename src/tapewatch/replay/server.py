@@ -10,8 +10,8 @@ Each feed is served under its own path prefix on one host and port (base URLs ar
   ``GET {base}/api/v3/depth?symbol=BTCUSDT&limit=N`` (spot) and ``{base}/fapi/v1/depth`` (USD-M)
   answer with the book as it stands at the replay point, ``limit`` levels a side (the captured
   snapshot and the diffs pumped since: see :mod:`tapewatch.replay.book`); USD-M
-  ``{base}/fapi/v1/openInterest`` answers with recorded open interest bodies
-  (:mod:`tapewatch.replay.rest_oi`);
+  ``{base}/fapi/v1/openInterest`` and ``{base}/fapi/v1/fundingRate`` answer with recorded bodies
+  (:mod:`tapewatch.replay.rest_bodies`);
 * Coinbase Exchange ``/coinbase``: websocket ``{base}`` takes a ``{"type": "subscribe",
   "product_ids": [...], "channels": [...]}`` message and sends the recorded messages of those
   products and channels (messages of no product, such as ``subscriptions`` replies, to all);
@@ -38,8 +38,8 @@ from tapewatch.replay.book import ReplayBooks
 from tapewatch.replay.faults import REST_ERRORS, Faults
 from tapewatch.replay.pump import Client, FeedPump
 from tapewatch.replay.raw_streams import raw_stream_handler
-from tapewatch.replay.rest_oi import OI_PATH, open_interest_handler
-from tapewatch.replay.timeline import OI_FEED, Feed, Message, Timeline
+from tapewatch.replay.rest_bodies import REST_PATHS, rest_body_handler
+from tapewatch.replay.timeline import REST_FEED, Feed, Message, Timeline
 from tapewatch.replay.trades import TRADES_PATHS, binance_trades, coinbase_trades, trade_book
 
 PREFIXES = {Feed("binance", "spot"): "/binance-spot", Feed("binance", "perp"): "/binance-usdm", Feed("coinbase", "spot"): "/coinbase"}
@@ -82,8 +82,10 @@ class ReplayExchange:
                 app.router.add_get(prefix + "/stream", self._binance_ws(feed))
                 app.router.add_get(prefix + "/ws{tail:(/.*)?}", raw_stream_handler(lambda f=feed: self.pumps[f], self.ping_interval))
                 app.router.add_get(prefix + DEPTH_PATHS[feed.market], self._binance_depth(feed))
-                if feed == OI_FEED:
-                    app.router.add_get(prefix + OI_PATH, open_interest_handler(self.timeline.open_interest, self.refusal))
+                if feed == REST_FEED:
+                    for body_kind, path in REST_PATHS.items():
+                        bodies = self.timeline.rest_bodies.get(body_kind, {})
+                        app.router.add_get(prefix + path, rest_body_handler(bodies, self.refusal))
                 app.router.add_get(prefix + TRADES_PATHS[feed.market], binance_trades(self, feed))
             else:
                 app.router.add_get(prefix, self._coinbase_ws(feed))

@@ -54,7 +54,8 @@ class Feed:
         return f"{self.exchange} {self.market}"
 
 
-OI_FEED = Feed(binance_api.EXCHANGE, "perp")  # the feed whose REST serves recorded open interest
+REST_FEED = Feed(binance_api.EXCHANGE, "perp")  # the feed whose REST serves recorded bodies (open interest, funding)
+REST_KINDS = ("openInterest", "fundingRate")  # the recorded Binance USD-M REST bodies served
 
 
 @dataclass(frozen=True)
@@ -84,11 +85,11 @@ class Timeline:
 
     messages: dict[Feed, list[Message]] = field(default_factory=dict)
     snapshots: dict[Feed, list[Snapshot]] = field(default_factory=dict)
-    open_interest: dict[str, list[str]] = field(default_factory=dict)  # Binance USD-M symbol -> bodies
+    rest_bodies: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # body kind -> USD-M symbol -> bodies
 
-    def add_open_interest(self, product: str, raw: str) -> None:
-        """A recorded Binance USD-M ``/fapi/v1/openInterest`` body of ``product`` (``BTCUSDT``)."""
-        self.open_interest.setdefault(product, []).append(raw)
+    def add_rest_body(self, kind: str, product: str, raw: str) -> None:
+        """A recorded Binance USD-M REST body of ``kind`` (one of ``REST_KINDS``) for ``product`` (``BTCUSDT``)."""
+        self.rest_bodies.setdefault(kind, {}).setdefault(product, []).append(raw)
 
     def add_message(self, feed: Feed, msg: Message) -> None:
         self.messages.setdefault(feed, []).append(msg)
@@ -109,7 +110,7 @@ class Timeline:
     @property
     def feeds(self) -> list[Feed]:
         """Every feed with messages or snapshots, in a stable order."""
-        feeds = set(self.messages) | set(self.snapshots) | ({OI_FEED} if self.open_interest else set())
+        feeds = set(self.messages) | set(self.snapshots) | ({REST_FEED} if self.rest_bodies else set())
         return sorted(feeds, key=lambda f: (f.exchange, f.market))
 
 
@@ -126,16 +127,18 @@ def read_timeline(paths: Iterable[Path]) -> Timeline:
             _read_ws_capture(raw, source, timeline)
         elif recording.sniff(raw):
             _read_recording(raw, source, timeline)
-        elif not _read_open_interest(raw, timeline):
+        elif not _read_rest_bodies(raw, timeline):
             raise ImportFormatError(raw.path, "not a capture the replay exchange serves (raw Binance websocket "
-                                    "capture, cryptofeed recording or saved Binance USD-M openInterest bodies)")
+                                    "capture, cryptofeed recording or saved Binance USD-M openInterest / "
+                                    "fundingRate bodies)")
     return timeline
 
 
-def _read_open_interest(raw: RawFile, timeline: Timeline) -> bool:
-    """Saved Binance USD-M ``/fapi/v1/openInterest`` bodies, one JSON document a line, each kept
-    as written; False (nothing kept) when the file is anything else."""
-    if not raw.first_lines[0].lstrip().startswith("{"):
+def _read_rest_bodies(raw: RawFile, timeline: Timeline) -> bool:
+    """Saved Binance USD-M ``/fapi/v1/openInterest`` or ``/fapi/v1/fundingRate`` bodies (of one
+    symbol each), one JSON document a line, each kept as written; False (nothing kept) when the
+    file is anything else."""
+    if not raw.first_lines[0].lstrip().startswith(("{", "[")):
         return False
     bodies = []
     for line in filter(None, (text.strip() for text in raw.text().splitlines())):
@@ -143,11 +146,13 @@ def _read_open_interest(raw: RawFile, timeline: Timeline) -> bool:
             body = json_message(line, "body")
         except MessageError:
             return False
-        if binance_api.body_kind(body) != "openInterest":
+        kind = binance_api.body_kind(body)
+        first = body[0] if isinstance(body, list) and body else body
+        if kind not in REST_KINDS or not isinstance(first, dict):
             return False
-        bodies.append((native_symbol(symbol_of(str(body["symbol"]))), line))
-    for product, line in bodies:
-        timeline.add_open_interest(product, line)
+        bodies.append((kind, native_symbol(symbol_of(str(first["symbol"]))), line))
+    for kind, product, line in bodies:
+        timeline.add_rest_body(kind, product, line)
     return bool(bodies)
 
 

@@ -1,10 +1,12 @@
-"""The replay exchange's Binance USD-M open interest: ``GET {base}/fapi/v1/openInterest?symbol=BTCUSDT``.
+"""The replay exchange's recorded Binance USD-M REST bodies: ``GET {base}/fapi/v1/openInterest`` and
+``GET {base}/fapi/v1/fundingRate``, each ``?symbol=BTCUSDT``.
 
-Answers with the recorded ``{"symbol", "openInterest", "time"}`` bodies of that symbol (saved
-bodies or cryptofeed-recorded responses, :attr:`Timeline.open_interest`), exactly as recorded:
-one per request in recorded order, the last one again once they are used up (the real endpoint
-answers every poll). Errors as Binance gives them: 400 ``-1102`` without ``symbol``, 400
-``-1121`` for a symbol with no recorded body; the injected 429 / 418 faults come first (``refuse``).
+Answers with the recorded bodies of that kind and symbol (saved bodies, one JSON document a
+line: :attr:`Timeline.rest_bodies`), exactly as recorded: one per request in recorded order, the
+last one again once they are used up (the real endpoints answer every poll; other query
+parameters, such as ``limit``, are not applied). Errors as Binance gives them: 400 ``-1102``
+without ``symbol``, 400 ``-1121`` for a symbol with no recorded body; the injected 429 / 418
+faults come first (``refuse``).
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-OI_PATH = "/fapi/v1/openInterest"
+REST_PATHS = {"openInterest": "/fapi/v1/openInterest", "fundingRate": "/fapi/v1/fundingRate"}  # body kind -> path
 
 
-def open_interest_handler(bodies: dict[str, list[str]], refuse: Callable[[], web.Response | None]
-                          ) -> Callable[[web.Request], Awaitable[web.Response]]:
+def rest_body_handler(bodies: dict[str, list[str]], refuse: Callable[[], web.Response | None]
+                      ) -> Callable[[web.Request], Awaitable[web.Response]]:
     """The route handler serving ``bodies`` (native symbol -> recorded bodies); ``refuse`` counts
     the REST request and returns the injected fault's answer, if any."""
     served: dict[str, int] = {}
