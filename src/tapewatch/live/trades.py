@@ -18,6 +18,11 @@ errors after the retries, ids the venue no longer serves, a missing API key) is 
 over it are not built from the incomplete trades and ``tapewatch status`` lists it. Coverage
 past a gap still being recovered is written once it is resolved. One line per recovery or lost
 span goes through the feed's :class:`~tapewatch.live.connection.FeedLog`.
+
+Restarts: a stream's first trade is checked against the last trade the store holds for it
+(:func:`last_stored_trade`), so the trades a killed or stopped collector did not store (its last
+flush interval, the time it was down) are a gap like any other and fetched by REST, up to
+``RESUME_MAX_IDS`` ids; a longer outage is left as a hole (no coverage over it).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import aiohttp
@@ -34,10 +40,12 @@ from tapewatch import coverage
 from tapewatch.live.connection import Backoff, FeedLog
 from tapewatch.live.rest import Reply, get_json
 from tapewatch.sources.messages import Context, Key, MessageError, Rows
+from tapewatch.store import NS_PER_DAY, Store
 from tapewatch.timeutil import ns_to_iso
 
 ORIGIN = "live"
 ATTEMPTS = 3  # REST tries per page before a gap is given up
+RESUME_MAX_IDS = 100_000  # a restart's gap up to this many ids is fetched (100 pages of Binance spot)
 PENDING, RECOVERED, LOST = "pending", "recovered", "lost"
 
 
@@ -82,6 +90,7 @@ class TradeLedger:
     streams: dict[Key, _Stream] = field(default_factory=dict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)  # the recoveries running
     resolved: bool = False  # a gap was resolved since the last coverage() call
+    resume: Callable[[Key], tuple[int, int] | None] | None = None  # a stream's last stored trade (id, UTC ns)
 
     def resolve(self, gap: Gap, state: str) -> None:
         """Mark ``gap`` recovered or lost (its coverage is written at the next coverage() call)."""
@@ -98,8 +107,11 @@ class TradeLedger:
         below the last one (a repeat) changes nothing."""
         s = self.streams.get(key)
         if s is None:
-            self.streams[key] = _Stream(trade_id, ts, ts)
-            return None
+            stored = self.resume(key) if self.resume is not None else None
+            if stored is None or not stored[0] < trade_id <= stored[0] + 1 + RESUME_MAX_IDS:
+                self.streams[key] = _Stream(trade_id, ts, ts)
+                return None
+            s = self.streams[key] = _Stream(stored[0], stored[1], stored[1])  # carry on from the store
         if trade_id <= s.last_id:
             return None
         gap = Gap(key, s.last_id + 1, trade_id - 1, s.last_ts, ts) if trade_id > s.last_id + 1 else None
@@ -135,6 +147,19 @@ class TradeLedger:
             s.gaps = [g for g in s.gaps if g.state == PENDING]
             s.start = cursor
         return coverage.trade_spans([sp for sp in spans if sp[4] > sp[3]], ORIGIN)
+
+
+def last_stored_trade(store: Store, key: Key) -> tuple[int, int] | None:
+    """The highest numeric trade id ``store`` holds for ``key`` on its last stored day, and that
+    trade's time (UTC ns); None when it holds none."""
+    files = store.files("trade", key.exchange, key.market, key.symbol)
+    if not files:
+        return None
+    day = date.fromisoformat(files[-1].parent.name.removeprefix("date="))
+    rows = store.read("trade", key.exchange, key.market, key.symbol, start=(day - date(1970, 1, 1)).days * NS_PER_DAY)
+    ids = rows.select(pl.col("trade_id").cast(pl.Int64, strict=False).alias("id"),
+                      pl.col("ts").dt.epoch("ns")).drop_nulls().sort("id")
+    return None if ids.is_empty() else (int(ids["id"][-1]), int(ids["ts"][-1]))
 
 
 Pager = Callable[["Recovery", Gap], AsyncIterator[Rows]]
