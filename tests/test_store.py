@@ -149,3 +149,13 @@ def test_appended_flushes_read_as_one_write_and_stay_few_files(shared: Path, sto
     assert [p.name for p in part.glob("*.parquet")] == ["data.parquet"]
     assert store.read("trade").equals(ref.read("trade"))
     assert pq.read_table(part / "data.parquet").num_rows == 518
+
+
+def test_an_appended_row_written_again_reads_as_its_newest_version(store: Store) -> None:
+    """Live book depth re-writes its last, still open sample: the newer part wins, read or merged."""
+    first = trades([T0, T0 + 1], ["1", "2"])
+    store.append("trade", first)
+    store.append("trade", first.with_columns(pl.when(pl.col("trade_id") == "2").then(250.0).otherwise(pl.col("price")).alias("price")))
+    assert store.read("trade")["price"].to_list() == [100.0, 250.0]
+    store.write("trade", first.head(1))  # folds the parts into data.parquet, the newest version kept
+    assert store.read("trade")["price"].to_list() == [100.0, 250.0]

@@ -89,10 +89,15 @@ def _resume(folder: Path, lo: int, eng: BookEngine) -> tuple[int, int] | None:
     return None
 
 
-def update_book(store: Store, key: BookKey, lo: int, interval: str = "1s", max_carry: str = "60s") -> DerivedDepth:
+def update_book(store: Store, key: BookKey, lo: int, interval: str = "1s", max_carry: str = "60s",
+                append: bool = False) -> DerivedDepth:
     """Bring one book's depth up to date after deltas from ``lo`` (UTC ns) on were stored: resume
     the engine from the latest saved state before ``lo`` (or start at the book's first delta),
-    feed it every stored delta from there, day by day, saving its state after each day."""
+    feed it every stored delta from there, day by day, saving its state after each day. With
+    ``append`` (a live collector, every second) the depth rows go to :meth:`Store.append`, so an
+    update costs what it adds; a sample written again (the last, still open one) wins over the
+    earlier one on reading, as it does when merged."""
+    put = store.append if append else store.write
     eng = BookEngine(rule_for(key[0], key[1]), *key, interval=interval, max_carry=max_carry)
     folder = state_dir(store, key)
     resumed = _resume(folder, lo, eng)
@@ -107,12 +112,12 @@ def update_book(store: Store, key: BookKey, lo: int, interval: str = "1s", max_c
         deltas = store.read("book_delta", *key, start=day if cover is None else max(day, cover), end=day + NS_PER_DAY)
         if deltas.height:
             last_ts = int(deltas["ts"].dt.epoch("ns").max())
-        w = store.write("book_depth", eng.process(deltas).depth)
+        w = put("book_depth", eng.process(deltas).depth)
         rows, added = rows + w.offered, added + w.added
         end = day + NS_PER_DAY if i < len(days) - 1 else (last_ts + 1 if last_ts is not None else None)
         if end is not None:
             state.save(folder / f"{_iso(day)}.npz", {**state.dump(eng), "cover_end": np.array(end, dtype=np.int64)})
-    w = store.write("book_depth", eng.finish().depth)
+    w = put("book_depth", eng.finish().depth)
     return DerivedDepth(key, rows + w.offered, added + w.added, eng.stats, eng.missing())
 
 

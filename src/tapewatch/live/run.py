@@ -190,7 +190,7 @@ class LiveRunner:
 
     def _update_books(self, spans: dict[BookKey, tuple[int, int]]) -> None:
         for key in sorted(spans):
-            update_book(self.collector.store, key, spans[key][0])
+            update_book(self.collector.store, key, spans[key][0], append=True)
 
     async def close_bars(self, end: int) -> None:
         """Close the bars opening from :attr:`next_bar` to ``end``: signals, status lines, alerts.
