@@ -172,3 +172,25 @@ def test_saved_state_resumes_the_engine_exactly(shared: Path, tmp_path: Path, ma
         assert len(resumed.ovb) + len(resumed.ova) > 0
     other = BookEngine("binance_usdm", *key, **{**opts, "bands": (1, 2)})
     assert not state.load(state.read(tmp_path / "s.npz"), other)  # saved with other bands: not loaded
+
+
+def test_a_day_appended_in_parts_is_fed_to_the_engine_once(shared: Path, tmp_path: Path) -> None:
+    """`tapewatch live` appends each flush as a part file: the day's deltas, in three parts, must
+    reach the book engine once each (as one write does), not once per file."""
+    from tapewatch.book.derive import update_book
+    from tapewatch.importer import parse_file
+    from tapewatch.sources import Hints
+
+    _, batches = parse_file(shared / "hftbacktest-binance-ws/spot/btcusdt_20240808.gz", Hints())
+    deltas = next(b.rows for b in batches if b.kind == "book_delta").sort("ts", maintain_order=True)
+    key = ("binance", "spot", "BTC/USDT")
+    lo = int(deltas["ts"].min())  # parsed rows: ts in UTC ns
+    one, parts = Store(tmp_path / "one"), Store(tmp_path / "parts")
+    one.write("book_delta", deltas)
+    third = deltas.height // 3
+    for chunk in (deltas.slice(0, third), deltas.slice(third, third), deltas.slice(2 * third)):
+        parts.append("book_delta", chunk)
+    assert len(parts.files("book_delta")) == 3
+    want, got = update_book(one, key, lo), update_book(parts, key, lo, append=True)
+    assert got.stats.messages == want.stats.messages and got.stats.updates == want.stats.updates
+    assert parts.read("book_depth").equals(one.read("book_depth"))

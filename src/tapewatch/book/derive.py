@@ -105,7 +105,8 @@ def update_book(store: Store, key: BookKey, lo: int, interval: str = "1s", max_c
     for p in folder.glob("*.npz"):  # states after the resume point are stale now
         if resumed is None or _day(p.stem) > resumed[0]:
             p.unlink()
-    days = [_day(f.parent.name.removeprefix("date=")) for f in store.files("book_delta", *key, start=cover)]
+    # one entry per day: a day written live has several files (its parts)
+    days = sorted({_day(f.parent.name.removeprefix("date=")) for f in store.files("book_delta", *key, start=cover)})
     rows = added = 0
     last_ts: int | None = None
     for i, day in enumerate(days):
