@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from tapewatch.replay.timeline import read_timeline
 from tapewatch.sources import bybit, okx
 from tapewatch.sources.messages import Context, Rows
 from tapewatch.store import Store
+from test_live_oi import serve
 
 BODIES = {"bybit": Path("ccxt-static-oi/bybit_open-interest_BTCUSDT.json"),
           "okx": Path("ccxt-static-oi/okx_open-interest_BTC-USDT-SWAP.json")}
@@ -38,21 +39,6 @@ NATIVE = {"bybit": "BTCUSDT", "okx": "BTC-USDT-SWAP"}
 BYBIT_ROW = (1739725200000, 62129.455, None)  # "openInterest": "62129.45500000", "timestamp": "1739725200000"
 OKX_ROW = (1728728314766, 26631.0729999999861, 1676426045.349999124995)  # oiCcy, oiUsd, ts
 HAND = {"bybit": BYBIT_ROW, "okx": OKX_ROW}
-
-
-def serve(paths: list[Path], faults: Faults | None,
-          body: Callable[[ReplayExchange, aiohttp.ClientSession], Awaitable[Any]]) -> Any:
-    """Run ``body`` against a replay exchange of ``paths`` on 127.0.0.1 (any free port)."""
-    async def main() -> Any:
-        exchange = ReplayExchange(read_timeline(paths), faults, speed=0)
-        await exchange.start(port=0)
-        try:
-            async with aiohttp.ClientSession() as session:
-                return await body(exchange, session)
-        finally:
-            await exchange.stop()
-
-    return asyncio.run(main())
 
 
 async def polled(poller: RestPoller, done: Callable[[], object], timeout: float = 8.0) -> None:

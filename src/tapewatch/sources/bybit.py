@@ -10,16 +10,20 @@ same entry (ccxt's ``parse_open_interest`` gives ``openInterestAmount`` = ``open
 linear market, contract size 1, and no ``openInterestValue``), so a polled row equals a
 backfilled one.
 
-The body is read here rather than through ccxt's parser: ccxt needs its loaded market table (a
-network call) to parse, and its unified structure drops nothing we need. A non-zero ``retCode``
-(Bybit answers errors with HTTP 200) is a MessageError carrying ``retMsg``.
+The body is read here rather than through ccxt's parser: ccxt parses only after loading its
+market table (one more request to the venue, and a dependency on ccxt's unified structures in the
+live path), while the two fields needed are read directly; tests/test_live_venue_oi.py checks
+that the row equals ccxt's ``parse_open_interest`` + backfill's ``to_rows`` of the same body.
+A non-zero ``retCode`` (Bybit answers errors with HTTP 200) is a MessageError carrying ``retMsg``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tapewatch.sources.messages import Context, Key, MessageError, Rows, amount, epoch_ns, field, obj, symbol_of
+from tapewatch.sources.messages import (
+    Context, Key, MessageError, Rows, amount, answer_entries, epoch_ns, field, symbol_of,
+)
 
 EXCHANGE = "bybit"
 OI_PATH = "/v5/market/open-interest"
@@ -36,16 +40,9 @@ def parse_rest(body: Any, kind: str, ctx: Context, rows: Rows) -> None:
     """One ``open-interest`` body (``kind`` ``openInterest``) into ``open_interest`` rows."""
     if kind != "openInterest":
         raise MessageError(f"no Bybit parser for {kind} bodies")
-    d = obj(body, "Bybit open-interest body")
-    if d.get("retCode") not in (0, "0"):
-        raise MessageError(f"Bybit retCode {d.get('retCode')!r}: {d.get('retMsg')!r}")
-    result = obj(field(d, "result"), "Bybit result")
-    entries = field(result, "list")
-    if not isinstance(entries, list):
-        raise MessageError("Bybit result.list is not a list")
-    key = Key(EXCHANGE, ctx.market or "perp", symbol_of(field(result, "symbol")))
-    for entry in entries:
-        e = obj(entry, "Bybit open-interest entry")
+    entries = answer_entries(body, "Bybit", "retCode", "retMsg", "result", "list")
+    key = Key(EXCHANGE, ctx.market or "perp", symbol_of(field(body["result"], "symbol")))
+    for e in entries:
         rows.add("open_interest", key, epoch_ns(field(e, "timestamp"), "timestamp"),
                  oi=amount(field(e, "openInterest"), "openInterest"), oi_value=None)
 

@@ -10,15 +10,18 @@ same entry (ccxt's ``parse_open_interest`` gives ``baseVolume`` = ``oiCcy``, whi
 prefers to ``openInterestAmount`` × contract size, and ``openInterestValue`` = ``oiUsd``), so a
 polled row equals a backfilled one.
 
-The body is read here rather than through ccxt's parser: ccxt needs its loaded market table (a
-network call) to parse. A non-zero ``code`` is a MessageError carrying ``msg``.
+The body is read here rather than through ccxt's parser: ccxt parses only after loading its
+market table (one more request to the venue, and a dependency on ccxt's unified structures in the
+live path), while the two fields needed are read directly; tests/test_live_venue_oi.py checks
+that the row equals ccxt's ``parse_open_interest`` + backfill's ``to_rows`` of the same body.
+A non-zero ``code`` is a MessageError carrying ``msg``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tapewatch.sources.messages import Context, Key, MessageError, Rows, amount, epoch_ns, field, obj
+from tapewatch.sources.messages import Context, Key, MessageError, Rows, amount, answer_entries, epoch_ns, field
 
 EXCHANGE = "okx"
 OI_PATH = "/api/v5/public/open-interest"
@@ -43,14 +46,7 @@ def parse_rest(body: Any, kind: str, ctx: Context, rows: Rows) -> None:
     """One ``open-interest`` body (``kind`` ``openInterest``) into ``open_interest`` rows."""
     if kind != "openInterest":
         raise MessageError(f"no OKX parser for {kind} bodies")
-    d = obj(body, "OKX open-interest body")
-    if d.get("code") not in (0, "0"):
-        raise MessageError(f"OKX code {d.get('code')!r}: {d.get('msg')!r}")
-    data = field(d, "data")
-    if not isinstance(data, list):
-        raise MessageError("OKX data is not a list")
-    for entry in data:
-        e = obj(entry, "OKX open-interest entry")
+    for e in answer_entries(body, "OKX", "code", "msg", "data"):
         key = Key(EXCHANGE, ctx.market or "perp", unified_symbol(field(e, "instId")))
         rows.add("open_interest", key, epoch_ns(field(e, "ts"), "ts"),
                  oi=amount(field(e, "oiCcy"), "oiCcy"), oi_value=amount(field(e, "oiUsd"), "oiUsd"))
