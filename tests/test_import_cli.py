@@ -34,6 +34,8 @@ HONEST_SKIPS = {
     "BTCUSD_1d_candles_full.csv": "venues coinbase and bitstamp",
     "BTC_price.csv": "says neither its venue", "funding_fee.csv": "says neither its venue",
     "open_interest.csv": "says neither its venue",
+    # Bybit / OKX open-interest REST bodies: read by `tapewatch live`'s polls, not an import format
+    "bybit_open-interest_BTCUSDT.json": "unknown format", "okx_open-interest_BTC-USDT-SWAP.json": "unknown format",
 }
 
 

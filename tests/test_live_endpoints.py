@@ -16,6 +16,8 @@ def test_defaults_are_the_real_venues_and_match_default_config() -> None:
     assert e.of("binance", "spot") == Endpoint("wss://stream.binance.com:9443", "https://api.binance.com")
     assert e.of("binance", "perp") == Endpoint("wss://fstream.binance.com", "https://fapi.binance.com")
     assert e.of("coinbase", "spot") == Endpoint("wss://ws-feed.exchange.coinbase.com", "https://api.exchange.coinbase.com")
+    assert e.of("bybit", "perp") == Endpoint("wss://stream.bybit.com/v5/public/linear", "https://api.bybit.com")
+    assert e.of("okx", "perp") == Endpoint("wss://ws.okx.com:8443/ws/v5/public", "https://www.okx.com")
     documented = Path(tapewatch.__file__).parent / "default_config.toml"
     assert load_endpoints(documented) == e
     load_config(documented)  # the signal config accepts the [endpoints] table beside it

@@ -153,11 +153,11 @@ def test_oi_period_is_validated_and_other_venues_are_named() -> None:
         with pytest.raises(ConfigError, match=r"config key 'live.oi_period' must be a period like '30s'"):
             config_from_dict({"live": {"oi_period": bad}})
     lines: list[str] = []
-    cfg = config_from_dict({"oi": {"source": {"exchange": "bybit", "market": "perp"}}})
-    cfg = config_from_dict({"oi": {"source": {"exchange": "bybit", "market": "perp"}},
+    cfg = config_from_dict({"oi": {"source": {"exchange": "bybit", "market": "spot"}},
                             "funding": {"source": {"exchange": "okx", "market": "perp"}}})
     assert rest_pollers(cfg, "BTC", Endpoints(), None, Rows(), lines.append) == []  # type: ignore[arg-type]
-    assert lines == ["not collected: open interest of bybit perp BTC/USDT (live polls Binance USD-M open interest only)",
+    assert lines == ["not collected: open interest of bybit spot BTC/USDT (live polls Binance USD-M, Bybit and OKX "
+                     "perpetual open interest only)",
                      "not collected: funding of okx perp BTC/USDT (live polls Binance USD-M funding only)"]
 
 
@@ -202,7 +202,7 @@ def test_the_replay_route_serves_the_recorded_bytes_and_binance_errors(shared: P
     ]
     other = tmp_path / "other.json"
     other.write_text('{"symbol":"BTCUSDT","price":"1"}')
-    with pytest.raises(ImportFormatError, match="saved Binance USD-M openInterest / fundingRate bodies"):
+    with pytest.raises(ImportFormatError, match="saved Binance USD-M openInterest / fundingRate bodies or saved Bybit / OKX"):
         read_timeline([other])
 
 

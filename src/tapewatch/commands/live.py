@@ -84,9 +84,10 @@ def _replay_endpoints(port: int) -> Endpoints:
         return Endpoint(f"ws://127.0.0.1:{port}{prefix}", f"http://127.0.0.1:{port}{prefix}")
 
     by = {(f.exchange, f.market): at(p) for f, p in PREFIXES.items()}
-    b, c = Endpoints().binance, Endpoints().coinbase
-    return Endpoints(dataclasses.replace(b, spot=by["binance", "spot"], perp=by["binance", "perp"]),
-                     dataclasses.replace(c, spot=by["coinbase", "spot"]))
+    d = Endpoints()
+    return Endpoints(dataclasses.replace(d.binance, spot=by["binance", "spot"], perp=by["binance", "perp"]),
+                     dataclasses.replace(d.coinbase, spot=by["coinbase", "spot"]),
+                     dataclasses.replace(d.bybit, perp=by["bybit", "perp"]), dataclasses.replace(d.okx, perp=by["okx", "perp"]))
 
 
 async def _main(runner: LiveRunner, endpoints: Endpoints, duration: float | None) -> None:

@@ -12,7 +12,7 @@ from tapewatch.commands.common import console, friendly
 from tapewatch.importer import expand
 from tapewatch.replay.faults import Faults
 from tapewatch.replay.server import DEPTH_PATHS, ReplayExchange
-from tapewatch.replay.rest_bodies import REST_PATHS
+from tapewatch.replay.rest_bodies import REST_PATHS, VENUE_ROUTES
 from tapewatch.replay.timeline import REST_FEED, Timeline, read_timeline
 from tapewatch.replay.trades import TRADES_PATHS
 
@@ -80,6 +80,9 @@ def _announce(exchange: ReplayExchange, timeline: Timeline) -> None:
             if feed == REST_FEED:
                 for body_kind, bodies in sorted(timeline.rest_bodies.items()):
                     where += f", {exchange.base_url(feed)}{REST_PATHS[body_kind]} (recorded, {', '.join(sorted(bodies))})"
+        elif feed in VENUE_ROUTES:
+            bodies = timeline.venue_bodies.get(feed, {})
+            where = f"REST {exchange.base_url(feed)}{VENUE_ROUTES[feed].path} (recorded, {', '.join(sorted(bodies))})"
         else:
             where = f"websocket {exchange.base_url(feed, 'ws')} (send a subscribe message), REST /products/{{id}}/trades"
         console.print(f"Serving {feed.label}: {n:,} messages, {where}", highlight=False, soft_wrap=True)

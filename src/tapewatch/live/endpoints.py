@@ -3,7 +3,8 @@
 One entry per venue and market, each with a ``websocket`` base URL (``ws://`` or ``wss://``)
 and a ``rest`` base URL (``http://`` or ``https://``); the venue's own paths are appended
 (``/stream?streams=…``, ``/api/v3/depth``, ``/fapi/v1/depth``, the historicalTrades and
-Coinbase trades paths of :mod:`tapewatch.live.trades`). The defaults are the real
+Coinbase trades paths of :mod:`tapewatch.live.trades`, the open interest paths of
+:mod:`tapewatch.live.polls`; Bybit's and OKX's websocket URLs are not used yet). The defaults are the real
 venues; point them at ``tapewatch replay-exchange`` (e.g. ``ws://127.0.0.1:8765/binance-spot``)
 to collect from captured traffic. An unknown key or a URL of the wrong scheme is a ConfigError
 naming the key.
@@ -54,11 +55,23 @@ class CoinbaseEndpoints:
 
 
 @dataclass(frozen=True)
+class BybitEndpoints:
+    perp: Endpoint = Endpoint("wss://stream.bybit.com/v5/public/linear", "https://api.bybit.com")  # linear perpetuals
+
+
+@dataclass(frozen=True)
+class OkxEndpoints:
+    perp: Endpoint = Endpoint("wss://ws.okx.com:8443/ws/v5/public", "https://www.okx.com")  # perpetual swaps
+
+
+@dataclass(frozen=True)
 class Endpoints:
     """Every venue's endpoints; :meth:`of` looks one up by exchange and market."""
 
     binance: BinanceEndpoints = BinanceEndpoints()
     coinbase: CoinbaseEndpoints = CoinbaseEndpoints()
+    bybit: BybitEndpoints = BybitEndpoints()  # REST only so far: the open interest polls
+    okx: OkxEndpoints = OkxEndpoints()  # REST only so far: the open interest polls
 
     def of(self, exchange: str, market: str) -> Endpoint:
         """The endpoint of ``exchange`` / ``market`` (``binance``/``perp``…); ConfigError if none."""

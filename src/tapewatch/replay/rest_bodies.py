@@ -1,39 +1,85 @@
-"""The replay exchange's recorded Binance USD-M REST bodies: ``GET {base}/fapi/v1/openInterest`` and
-``GET {base}/fapi/v1/fundingRate``, each ``?symbol=BTCUSDT``.
+"""The replay exchange's recorded REST bodies: Binance USD-M ``GET {base}/fapi/v1/openInterest`` and
+``GET {base}/fapi/v1/fundingRate`` (each ``?symbol=BTCUSDT``), Bybit
+``GET {base}/v5/market/open-interest?symbol=BTCUSDT`` and OKX
+``GET {base}/api/v5/public/open-interest?instId=BTC-USDT-SWAP``.
 
-Answers with the recorded bodies of that kind and symbol (saved bodies, one JSON document a
-line: :attr:`Timeline.rest_bodies`), exactly as recorded: one per request in recorded order, the
-last one again once they are used up (the real endpoints answer every poll; other query
-parameters, such as ``limit``, are not applied). Errors as Binance gives them: 400 ``-1102``
-without ``symbol``, 400 ``-1121`` for a symbol with no recorded body; the injected 429 / 418
-faults come first (``refuse``).
+Answers with the recorded bodies of that route and symbol (saved bodies, one JSON document a
+line: :attr:`Timeline.rest_bodies`, :attr:`Timeline.venue_bodies`), exactly as recorded: one per
+request in recorded order, the last one again once they are used up (the real endpoints answer
+every poll; other query parameters, such as ``limit`` or ``category``, are not applied). Errors
+as each venue gives them: Binance 400 ``-1102`` without ``symbol``, 400 ``-1121`` for a symbol
+with no recorded body; Bybit HTTP 200 with ``retCode`` 10001 and OKX HTTP 200 with ``code``
+50014 (missing) / 51001 (unknown instrument). The injected 429 / 418 faults come first
+(``refuse``), in Binance's shape for every venue.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
+from tapewatch.replay.timeline import VENUE_OI_FEEDS, Feed
+from tapewatch.sources import bybit, okx
+
 REST_PATHS = {"openInterest": "/fapi/v1/openInterest", "fundingRate": "/fapi/v1/fundingRate"}  # body kind -> path
+ErrorAnswer = Callable[[str | None], web.Response]  # the answer to a missing (None) or unknown symbol
 
 
-def rest_body_handler(bodies: dict[str, list[str]], refuse: Callable[[], web.Response | None]
+def binance_error(symbol: str | None) -> web.Response:
+    """Binance's answer to a missing or unknown ``symbol``."""
+    if symbol is None:
+        msg = "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."
+        return web.json_response({"code": -1102, "msg": msg}, status=400)
+    return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
+
+
+def bybit_error(symbol: str | None) -> web.Response:
+    """Bybit's answer (HTTP 200, ``retCode`` 10001) to a missing or unknown ``symbol``."""
+    why = "symbol is required" if symbol is None else "Symbol Invalid"
+    return web.json_response({"retCode": 10001, "retMsg": f"params error: {why}", "result": {}, "retExtInfo": {}})
+
+
+def okx_error(symbol: str | None) -> web.Response:
+    """OKX's answer (HTTP 200, ``code`` 50014 / 51001) to a missing or unknown ``instId``."""
+    if symbol is None:
+        return web.json_response({"code": "50014", "msg": "Parameter instId can not be empty.", "data": []})
+    return web.json_response({"code": "51001", "msg": "Instrument ID does not exist", "data": []})
+
+
+@dataclass(frozen=True)
+class BodyRoute:
+    """Where a Bybit / OKX feed's recorded bodies are served and how a request names its symbol."""
+
+    path: str
+    symbol_param: str
+    error: ErrorAnswer
+
+
+VENUE_ROUTES: dict[Feed, BodyRoute] = dict(zip(VENUE_OI_FEEDS, (
+    BodyRoute(bybit.OI_PATH, bybit.SYMBOL_PARAM, bybit_error),
+    BodyRoute(okx.OI_PATH, okx.SYMBOL_PARAM, okx_error),
+)))
+
+
+def rest_body_handler(bodies: dict[str, list[str]], refuse: Callable[[], web.Response | None],
+                      symbol_param: str = "symbol", error: ErrorAnswer = binance_error,
                       ) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """The route handler serving ``bodies`` (native symbol -> recorded bodies); ``refuse`` counts
-    the REST request and returns the injected fault's answer, if any."""
+    """The route handler serving ``bodies`` (native symbol -> recorded bodies) for the symbol in
+    the query parameter ``symbol_param``; ``refuse`` counts the REST request and returns the
+    injected fault's answer, if any; ``error`` answers a missing or unknown symbol."""
     served: dict[str, int] = {}
 
     async def handler(request: web.Request) -> web.Response:
         refused = refuse()
         if refused is not None:
             return refused
-        symbol = request.query.get("symbol", "").upper()
+        symbol = request.query.get(symbol_param, "").upper()
         if not symbol:
-            msg = "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."
-            return web.json_response({"code": -1102, "msg": msg}, status=400)
+            return error(None)
         if symbol not in bodies:
-            return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
+            return error(symbol)
         n = served[symbol] = served.get(symbol, -1) + 1
         return web.Response(text=bodies[symbol][min(n, len(bodies[symbol]) - 1)], content_type="application/json")
 

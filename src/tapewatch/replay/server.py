@@ -12,6 +12,9 @@ Each feed is served under its own path prefix on one host and port (base URLs ar
   snapshot and the diffs pumped since: see :mod:`tapewatch.replay.book`); USD-M
   ``{base}/fapi/v1/openInterest`` and ``{base}/fapi/v1/fundingRate`` answer with recorded bodies
   (:mod:`tapewatch.replay.rest_bodies`);
+* Bybit ``/bybit`` and OKX ``/okx`` (perpetuals, REST only): ``{base}/v5/market/open-interest``
+  and ``{base}/api/v5/public/open-interest`` answer with recorded bodies
+  (:mod:`tapewatch.replay.rest_bodies`);
 * Coinbase Exchange ``/coinbase``: websocket ``{base}`` takes a ``{"type": "subscribe",
   "product_ids": [...], "channels": [...]}`` message and sends the recorded messages of those
   products and channels (messages of no product, such as ``subscriptions`` replies, to all);
@@ -38,11 +41,12 @@ from tapewatch.replay.book import ReplayBooks
 from tapewatch.replay.faults import REST_ERRORS, Faults
 from tapewatch.replay.pump import Client, FeedPump
 from tapewatch.replay.raw_streams import raw_stream_handler
-from tapewatch.replay.rest_bodies import REST_PATHS, rest_body_handler
+from tapewatch.replay.rest_bodies import REST_PATHS, VENUE_ROUTES, rest_body_handler
 from tapewatch.replay.timeline import REST_FEED, Feed, Message, Timeline
 from tapewatch.replay.trades import TRADES_PATHS, binance_trades, coinbase_trades, trade_book
 
-PREFIXES = {Feed("binance", "spot"): "/binance-spot", Feed("binance", "perp"): "/binance-usdm", Feed("coinbase", "spot"): "/coinbase"}
+PREFIXES = {Feed("binance", "spot"): "/binance-spot", Feed("binance", "perp"): "/binance-usdm", Feed("coinbase", "spot"): "/coinbase",
+            Feed("bybit", "perp"): "/bybit", Feed("okx", "perp"): "/okx"}
 DEPTH_PATHS = {"spot": "/api/v3/depth", "perp": "/fapi/v1/depth"}
 MAX_DEPTH_LIMIT = {"spot": 5000, "perp": 1000}
 
@@ -74,7 +78,8 @@ class ReplayExchange:
         return f"{scheme}://{self.host}:{self.port}{PREFIXES[feed]}"
 
     def app(self) -> web.Application:
-        """The aiohttp application: one websocket route (and a depth route for Binance) per feed."""
+        """The aiohttp application: one websocket route (and a depth route for Binance) per feed;
+        the recorded-body route of a Bybit / OKX feed."""
         app = web.Application()
         for feed in self.timeline.feeds:
             prefix = PREFIXES[feed]
@@ -87,6 +92,10 @@ class ReplayExchange:
                         bodies = self.timeline.rest_bodies.get(body_kind, {})
                         app.router.add_get(prefix + path, rest_body_handler(bodies, self.refusal))
                 app.router.add_get(prefix + TRADES_PATHS[feed.market], binance_trades(self, feed))
+            elif feed in VENUE_ROUTES:
+                route = VENUE_ROUTES[feed]
+                bodies = self.timeline.venue_bodies.get(feed, {})
+                app.router.add_get(prefix + route.path, rest_body_handler(bodies, self.refusal, route.symbol_param, route.error))
             else:
                 app.router.add_get(prefix, self._coinbase_ws(feed))
                 app.router.add_get(prefix + "/products/{product}/trades", coinbase_trades(self, feed))

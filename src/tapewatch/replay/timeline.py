@@ -16,17 +16,24 @@ channel (the Binance stream name, or the Coinbase channel of its ``type``) and i
 snapshots are kept per symbol with their position in the feed (how many of the feed's messages
 came before them), so the server can anchor the book it answers on the snapshot current at the
 replay point (:mod:`tapewatch.replay.book`).
+
+Saved REST bodies (one JSON document a line, kept as written) are served as recorded: Binance
+USD-M ``openInterest`` / ``fundingRate`` bodies (:attr:`Timeline.rest_bodies`), and Bybit
+(``bybit``/``perp``) and OKX (``okx``/``perp``) open-interest bodies
+(:attr:`Timeline.venue_bodies`), each told apart by its content.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tapewatch.errors import ImportFormatError
-from tapewatch.sources import binance_api
+from tapewatch.sources import binance_api, bybit, okx
 from tapewatch.sources.base import RawFile
 from tapewatch.sources.messages import MessageError, json_message, symbol_of
 from tapewatch.sources.recordings import CryptofeedRecording, recording_lines, venue_of
@@ -56,6 +63,7 @@ class Feed:
 
 REST_FEED = Feed(binance_api.EXCHANGE, "perp")  # the feed whose REST serves recorded bodies (open interest, funding)
 REST_KINDS = ("openInterest", "fundingRate")  # the recorded Binance USD-M REST bodies served
+VENUE_OI_FEEDS = (Feed(bybit.EXCHANGE, "perp"), Feed(okx.EXCHANGE, "perp"))  # recorded open-interest bodies served
 
 
 @dataclass(frozen=True)
@@ -86,10 +94,15 @@ class Timeline:
     messages: dict[Feed, list[Message]] = field(default_factory=dict)
     snapshots: dict[Feed, list[Snapshot]] = field(default_factory=dict)
     rest_bodies: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # body kind -> USD-M symbol -> bodies
+    venue_bodies: dict[Feed, dict[str, list[str]]] = field(default_factory=dict)  # Bybit / OKX feed -> native symbol -> bodies
 
     def add_rest_body(self, kind: str, product: str, raw: str) -> None:
         """A recorded Binance USD-M REST body of ``kind`` (one of ``REST_KINDS``) for ``product`` (``BTCUSDT``)."""
         self.rest_bodies.setdefault(kind, {}).setdefault(product, []).append(raw)
+
+    def add_venue_body(self, feed: Feed, product: str, raw: str) -> None:
+        """A recorded open-interest body of ``feed`` (Bybit / OKX perp) for ``product`` (``BTCUSDT``, ``BTC-USDT-SWAP``)."""
+        self.venue_bodies.setdefault(feed, {}).setdefault(product, []).append(raw)
 
     def add_message(self, feed: Feed, msg: Message) -> None:
         self.messages.setdefault(feed, []).append(msg)
@@ -110,7 +123,7 @@ class Timeline:
     @property
     def feeds(self) -> list[Feed]:
         """Every feed with messages or snapshots, in a stable order."""
-        feeds = set(self.messages) | set(self.snapshots) | ({REST_FEED} if self.rest_bodies else set())
+        feeds = set(self.messages) | set(self.snapshots) | set(self.venue_bodies) | ({REST_FEED} if self.rest_bodies else set())
         return sorted(feeds, key=lambda f: (f.exchange, f.market))
 
 
@@ -129,31 +142,45 @@ def read_timeline(paths: Iterable[Path]) -> Timeline:
             _read_recording(raw, source, timeline)
         elif not _read_rest_bodies(raw, timeline):
             raise ImportFormatError(raw.path, "not a capture the replay exchange serves (raw Binance websocket "
-                                    "capture, cryptofeed recording or saved Binance USD-M openInterest / "
-                                    "fundingRate bodies)")
+                                    "capture, cryptofeed recording, saved Binance USD-M openInterest / "
+                                    "fundingRate bodies or saved Bybit / OKX open-interest bodies)")
     return timeline
 
 
 def _read_rest_bodies(raw: RawFile, timeline: Timeline) -> bool:
-    """Saved Binance USD-M ``/fapi/v1/openInterest`` or ``/fapi/v1/fundingRate`` bodies (of one
-    symbol each), one JSON document a line, each kept as written; False (nothing kept) when the
-    file is anything else."""
+    """Saved Binance USD-M ``/fapi/v1/openInterest`` or ``/fapi/v1/fundingRate`` bodies, Bybit
+    ``/v5/market/open-interest`` or OKX ``/api/v5/public/open-interest`` bodies (of one symbol
+    each), one JSON document a line, each kept as written; False (nothing kept) when the file is
+    anything else."""
     if not raw.first_lines[0].lstrip().startswith(("{", "[")):
         return False
-    bodies = []
+    keep: list[Callable[[], None]] = []
     for line in filter(None, (text.strip() for text in raw.text().splitlines())):
         try:
             body = json_message(line, "body")
         except MessageError:
             return False
-        kind = binance_api.body_kind(body)
-        first = body[0] if isinstance(body, list) and body else body
-        if kind not in REST_KINDS or not isinstance(first, dict):
+        add = _rest_body(body, line, timeline)
+        if add is None:
             return False
-        bodies.append((kind, native_symbol(symbol_of(str(first["symbol"]))), line))
-    for kind, product, line in bodies:
-        timeline.add_rest_body(kind, product, line)
-    return bool(bodies)
+        keep.append(add)
+    for add in keep:
+        add()
+    return bool(keep)
+
+
+def _rest_body(body: Any, line: str, timeline: Timeline) -> Callable[[], None] | None:
+    """What keeps one saved body in ``timeline``, None when it is no body the replay serves."""
+    kind = binance_api.body_kind(body)
+    first = body[0] if isinstance(body, list) and body else body
+    if kind in REST_KINDS and isinstance(first, dict):
+        product = native_symbol(symbol_of(str(first["symbol"])))
+        return partial(timeline.add_rest_body, kind, product, line)
+    for feed, venue in zip(VENUE_OI_FEEDS, (bybit, okx)):
+        symbol = venue.body_symbol(body)
+        if symbol is not None:
+            return partial(timeline.add_venue_body, feed, symbol, line)
+    return None
 
 
 def _binance_message(body: str, ts: int, source: int) -> Message:

@@ -439,3 +439,18 @@ def located(path: Path, exc: MessageError, line: int | None, unit: str = "item")
         return ImportFormatError(path, exc.reason, exc.row if exc.row is not None else line)
     reason = f"{unit} {exc.row}: {exc.reason}" if exc.row is not None else exc.reason
     return ImportFormatError(path, reason, line)
+
+
+def answer_entries(body: Any, venue: str, status: str, message: str, *path: str) -> list[dict[str, Any]]:
+    """The JSON objects in the list at ``path`` of a venue's answer (``"result", "list"``) whose
+    ``status`` field is 0; a non-zero status is a MessageError carrying the ``message`` field
+    (Bybit and OKX answer errors with HTTP 200 and such a code)."""
+    d = obj(body, f"{venue} body")
+    if d.get(status) not in (0, "0"):
+        raise MessageError(f"{venue} {status} {d.get(status)!r}: {d.get(message)!r}")
+    for name in path[:-1]:
+        d = obj(field(d, name), f"{venue} {name}")
+    entries = field(d, path[-1])
+    if not isinstance(entries, list):
+        raise MessageError(f"{venue} {'.'.join(path)} is not a list")
+    return [obj(e, f"{venue} {path[-1]} entry") for e in entries]
