@@ -22,6 +22,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from capture_book import hand_book
+from async_helpers import run_until as run_task_until
 from tapewatch.book.derive import book_sync_status, touched_books, update_book
 from tapewatch.commands.data import missing_lines
 from tapewatch.importer import parse_file
@@ -107,17 +108,7 @@ class Run:
 async def run_until(collector: Collector, session: aiohttp.ClientSession, feed: VenueFeed, log: ConnectionLog,
                     ready: Callable[[], bool]) -> None:
     """Run the collector on one feed until ``ready()`` (checked every 10 ms, TIMEOUT at most), then stop it."""
-    task = asyncio.create_task(collector.run(session, [(feed, log)]))
-
-    async def settled() -> None:
-        while not ready():
-            await asyncio.sleep(0.01)
-
-    try:
-        await asyncio.wait_for(settled(), TIMEOUT)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    await run_task_until(collector.run(session, [(feed, log)]), ready, TIMEOUT)
 
 
 def collect(shared: Path, root: Path, faults: Faults | None, sent: int, done: Callable[[BinanceFeed], bool],

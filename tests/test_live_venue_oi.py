@@ -18,6 +18,7 @@ import ccxt
 import polars as pl
 import pytest
 
+from async_helpers import run_until
 from tapewatch.backfill.manifest import SeriesKey
 from tapewatch.backfill.rest import to_rows
 from tapewatch.commands.live import _replay_endpoints
@@ -26,7 +27,6 @@ from tapewatch.live.endpoints import Endpoint
 from tapewatch.live.polls import RestPoller, rest_pollers
 from tapewatch.replay.faults import Faults
 from tapewatch.replay.server import ReplayExchange
-from tapewatch.replay.timeline import read_timeline
 from tapewatch.sources import bybit, okx
 from tapewatch.sources.messages import Context, Rows
 from tapewatch.store import Store
@@ -43,17 +43,7 @@ HAND = {"bybit": BYBIT_ROW, "okx": OKX_ROW}
 
 async def polled(poller: RestPoller, done: Callable[[], object], timeout: float = 8.0) -> None:
     """Run ``poller`` until ``done()`` is true (a TimeoutError, failing the test, after ``timeout`` s)."""
-    task = asyncio.create_task(poller.run())
-
-    async def wait() -> None:
-        while not done():
-            await asyncio.sleep(0.01)
-
-    try:
-        await asyncio.wait_for(wait(), timeout)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    await run_until(poller.run(), done, timeout)
 
 
 def oi_poller(venue: str, exchange: ReplayExchange, session: aiohttp.ClientSession, rows: Rows, period: str,
