@@ -511,15 +511,15 @@ def memory_section(args: argparse.Namespace) -> None:
         growing = slope > 1.0 and later[-1] - later[0] > 0.05 * later[0]
         print(f"  trend after the first loop: {slope:+.1f} MiB a loop ({'growing' if growing else 'flat'})")
     quarters = {"write": "rows → frames → store per flush", "book": "book_depth update per flush",
-                "signals": "signals at a bar close (from the session's first bar)"}
+                "signals": "signals at a bar close (the declared warm-up, CVD carried)"}
     for k, label in quarters.items():
         v = r["steps"][k][1:]
         if len(v) >= 8:
             q = len(v) // 4
             print(f"  {label}: median {np.median(v[:q]) / 1e6:.0f} ms in the first quarter of the run, "
                   f"{np.median(v[-q:]) / 1e6:.0f} ms in the last ({len(v)} calls)")
-    print("  (the store merges each flush into its day's partition file, read and rewritten whole: the write grows\n"
-          "   with the day's rows; the bar-close signals are recomputed over the session so far)")
+    print("  (each flush is appended as a part file, merged 16 at a time: a flat write means it does not grow with\n"
+          "   the day's rows)")
 
 
 def main() -> None:
