@@ -12,8 +12,7 @@ from tapewatch.commands.common import console, friendly
 from tapewatch.importer import expand
 from tapewatch.replay.faults import Faults
 from tapewatch.replay.server import DEPTH_PATHS, ReplayExchange
-from tapewatch.replay.rest_bodies import REST_PATHS, VENUE_ROUTES
-from tapewatch.replay.timeline import REST_FEED, Timeline, read_timeline
+from tapewatch.replay.timeline import BODY_PATHS, Timeline, read_timeline
 from tapewatch.replay.trades import TRADES_PATHS
 
 
@@ -77,13 +76,13 @@ def _announce(exchange: ReplayExchange, timeline: Timeline) -> None:
             where = (f"websocket {exchange.base_url(feed, 'ws')}/stream?streams=..., "
                      f"REST {exchange.base_url(feed)}{DEPTH_PATHS[feed.market]} ({snaps:,} depth snapshot{'' if snaps == 1 else 's'}) "
                      f"and {TRADES_PATHS[feed.market]}")
-            if feed == REST_FEED:
-                for body_kind, bodies in sorted(timeline.rest_bodies.items()):
-                    where += f", {exchange.base_url(feed)}{REST_PATHS[body_kind]} (recorded, {', '.join(sorted(bodies))})"
-        elif feed in VENUE_ROUTES:
-            bodies = timeline.venue_bodies.get(feed, {})
-            where = f"REST {exchange.base_url(feed)}{VENUE_ROUTES[feed].path} (recorded, {', '.join(sorted(bodies))})"
-        else:
+        elif feed.exchange == "coinbase":
             where = f"websocket {exchange.base_url(feed, 'ws')} (send a subscribe message), REST /products/{{id}}/trades"
+        else:
+            where = "REST"
+        recorded = [f"{exchange.base_url(feed)}{path} (recorded, {', '.join(sorted(timeline.bodies[feed, path]))})"
+                    for path in BODY_PATHS.get(feed, ()) if (feed, path) in timeline.bodies]
+        if recorded:
+            where += (" " if where == "REST" else ", ") + ", ".join(recorded)
         console.print(f"Serving {feed.label}: {n:,} messages, {where}", highlight=False, soft_wrap=True)
     console.print(f"Speed {exchange.speed:g}x (0 = as fast as possible). Stop with Ctrl-C.", highlight=False)

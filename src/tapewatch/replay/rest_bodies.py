@@ -4,7 +4,7 @@
 ``GET {base}/api/v5/public/open-interest?instId=BTC-USDT-SWAP``.
 
 Answers with the recorded bodies of that route and symbol (saved bodies, one JSON document a
-line: :attr:`Timeline.rest_bodies`, :attr:`Timeline.venue_bodies`), exactly as recorded: one per
+line: :attr:`Timeline.bodies`), exactly as recorded: one per
 request in recorded order, the last one again once they are used up (the real endpoints answer
 every poll; other query parameters, such as ``limit`` or ``category``, are not applied). Errors
 as each venue gives them: Binance 400 ``-1102`` without ``symbol``, 400 ``-1121`` for a symbol
@@ -16,14 +16,11 @@ with no recorded body; Bybit HTTP 200 with ``retCode`` 10001 and OKX HTTP 200 wi
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from aiohttp import web
 
-from tapewatch.replay.timeline import VENUE_OI_FEEDS, Feed
-from tapewatch.sources import bybit, okx
+from tapewatch.sources import binance_api, bybit, okx
 
-REST_PATHS = {"openInterest": "/fapi/v1/openInterest", "fundingRate": "/fapi/v1/fundingRate"}  # body kind -> path
 ErrorAnswer = Callable[[str | None], web.Response]  # the answer to a missing (None) or unknown symbol
 
 
@@ -48,19 +45,11 @@ def okx_error(symbol: str | None) -> web.Response:
     return web.json_response({"code": "51001", "msg": "Instrument ID does not exist", "data": []})
 
 
-@dataclass(frozen=True)
-class BodyRoute:
-    """Where a Bybit / OKX feed's recorded bodies are served and how a request names its symbol."""
-
-    path: str
-    symbol_param: str
-    error: ErrorAnswer
-
-
-VENUE_ROUTES: dict[Feed, BodyRoute] = dict(zip(VENUE_OI_FEEDS, (
-    BodyRoute(bybit.OI_PATH, bybit.SYMBOL_PARAM, bybit_error),
-    BodyRoute(okx.OI_PATH, okx.SYMBOL_PARAM, okx_error),
-)))
+BODY_ANSWERS: dict[str, tuple[str, ErrorAnswer]] = {  # exchange -> (symbol query parameter, symbol error)
+    binance_api.EXCHANGE: ("symbol", binance_error),
+    bybit.EXCHANGE: (bybit.SYMBOL_PARAM, bybit_error),
+    okx.EXCHANGE: (okx.SYMBOL_PARAM, okx_error),
+}
 
 
 def rest_body_handler(bodies: dict[str, list[str]], refuse: Callable[[], web.Response | None],

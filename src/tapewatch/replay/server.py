@@ -41,8 +41,8 @@ from tapewatch.replay.book import ReplayBooks
 from tapewatch.replay.faults import REST_ERRORS, Faults
 from tapewatch.replay.pump import Client, FeedPump
 from tapewatch.replay.raw_streams import raw_stream_handler
-from tapewatch.replay.rest_bodies import REST_PATHS, VENUE_ROUTES, rest_body_handler
-from tapewatch.replay.timeline import REST_FEED, Feed, Message, Timeline
+from tapewatch.replay.rest_bodies import BODY_ANSWERS, rest_body_handler
+from tapewatch.replay.timeline import BODY_PATHS, Feed, Message, Timeline
 from tapewatch.replay.trades import TRADES_PATHS, binance_trades, coinbase_trades, trade_book
 
 PREFIXES = {Feed("binance", "spot"): "/binance-spot", Feed("binance", "perp"): "/binance-usdm", Feed("coinbase", "spot"): "/coinbase",
@@ -87,18 +87,14 @@ class ReplayExchange:
                 app.router.add_get(prefix + "/stream", self._binance_ws(feed))
                 app.router.add_get(prefix + "/ws{tail:(/.*)?}", raw_stream_handler(lambda f=feed: self.pumps[f], self.ping_interval))
                 app.router.add_get(prefix + DEPTH_PATHS[feed.market], self._binance_depth(feed))
-                if feed == REST_FEED:
-                    for body_kind, path in REST_PATHS.items():
-                        bodies = self.timeline.rest_bodies.get(body_kind, {})
-                        app.router.add_get(prefix + path, rest_body_handler(bodies, self.refusal))
                 app.router.add_get(prefix + TRADES_PATHS[feed.market], binance_trades(self, feed))
-            elif feed in VENUE_ROUTES:
-                route = VENUE_ROUTES[feed]
-                bodies = self.timeline.venue_bodies.get(feed, {})
-                app.router.add_get(prefix + route.path, rest_body_handler(bodies, self.refusal, route.symbol_param, route.error))
-            else:
+            elif feed.exchange == "coinbase":
                 app.router.add_get(prefix, self._coinbase_ws(feed))
                 app.router.add_get(prefix + "/products/{product}/trades", coinbase_trades(self, feed))
+            for path in BODY_PATHS.get(feed, ()):
+                param, error = BODY_ANSWERS[feed.exchange]
+                bodies = self.timeline.bodies.get((feed, path), {})
+                app.router.add_get(prefix + path, rest_body_handler(bodies, self.refusal, param, error))
         app.on_shutdown.append(self._shutdown)
         return app
 

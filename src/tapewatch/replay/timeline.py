@@ -17,10 +17,10 @@ snapshots are kept per symbol with their position in the feed (how many of the f
 came before them), so the server can anchor the book it answers on the snapshot current at the
 replay point (:mod:`tapewatch.replay.book`).
 
-Saved REST bodies (one JSON document a line, kept as written) are served as recorded: Binance
-USD-M ``openInterest`` / ``fundingRate`` bodies (:attr:`Timeline.rest_bodies`), and Bybit
-(``bybit``/``perp``) and OKX (``okx``/``perp``) open-interest bodies
-(:attr:`Timeline.venue_bodies`), each told apart by its content.
+Saved REST bodies (one JSON document a line, kept as written) are served as recorded, each
+told apart by its content and kept under its feed and route (:attr:`Timeline.bodies`,
+:data:`BODY_PATHS`): Binance USD-M ``openInterest`` / ``fundingRate`` bodies, and Bybit
+(``bybit``/``perp``) and OKX (``okx``/``perp``) open-interest bodies.
 """
 
 from __future__ import annotations
@@ -61,9 +61,12 @@ class Feed:
         return f"{self.exchange} {self.market}"
 
 
-REST_FEED = Feed(binance_api.EXCHANGE, "perp")  # the feed whose REST serves recorded bodies (open interest, funding)
-REST_KINDS = ("openInterest", "fundingRate")  # the recorded Binance USD-M REST bodies served
-VENUE_OI_FEEDS = (Feed(bybit.EXCHANGE, "perp"), Feed(okx.EXCHANGE, "perp"))  # recorded open-interest bodies served
+BINANCE_BODY_PATHS = {"openInterest": "/fapi/v1/openInterest", "fundingRate": "/fapi/v1/fundingRate"}  # body kind -> path
+BODY_PATHS: dict[Feed, tuple[str, ...]] = {  # the routes whose recorded bodies each feed serves
+    Feed(binance_api.EXCHANGE, "perp"): tuple(BINANCE_BODY_PATHS.values()),
+    Feed(bybit.EXCHANGE, "perp"): (bybit.OI_PATH,),
+    Feed(okx.EXCHANGE, "perp"): (okx.OI_PATH,),
+}
 
 
 @dataclass(frozen=True)
@@ -93,16 +96,12 @@ class Timeline:
 
     messages: dict[Feed, list[Message]] = field(default_factory=dict)
     snapshots: dict[Feed, list[Snapshot]] = field(default_factory=dict)
-    rest_bodies: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # body kind -> USD-M symbol -> bodies
-    venue_bodies: dict[Feed, dict[str, list[str]]] = field(default_factory=dict)  # Bybit / OKX feed -> native symbol -> bodies
+    bodies: dict[tuple[Feed, str], dict[str, list[str]]] = field(default_factory=dict)  # (feed, path) -> symbol -> bodies
 
-    def add_rest_body(self, kind: str, product: str, raw: str) -> None:
-        """A recorded Binance USD-M REST body of ``kind`` (one of ``REST_KINDS``) for ``product`` (``BTCUSDT``)."""
-        self.rest_bodies.setdefault(kind, {}).setdefault(product, []).append(raw)
-
-    def add_venue_body(self, feed: Feed, product: str, raw: str) -> None:
-        """A recorded open-interest body of ``feed`` (Bybit / OKX perp) for ``product`` (``BTCUSDT``, ``BTC-USDT-SWAP``)."""
-        self.venue_bodies.setdefault(feed, {}).setdefault(product, []).append(raw)
+    def add_body(self, feed: Feed, path: str, product: str, raw: str) -> None:
+        """A recorded REST body of ``feed``'s route ``path`` (one of :data:`BODY_PATHS`) for
+        ``product``, its native symbol (``BTCUSDT``, ``BTC-USDT-SWAP``)."""
+        self.bodies.setdefault((feed, path), {}).setdefault(product, []).append(raw)
 
     def add_message(self, feed: Feed, msg: Message) -> None:
         self.messages.setdefault(feed, []).append(msg)
@@ -123,7 +122,7 @@ class Timeline:
     @property
     def feeds(self) -> list[Feed]:
         """Every feed with messages or snapshots, in a stable order."""
-        feeds = set(self.messages) | set(self.snapshots) | set(self.venue_bodies) | ({REST_FEED} if self.rest_bodies else set())
+        feeds = set(self.messages) | set(self.snapshots) | {feed for feed, _ in self.bodies}
         return sorted(feeds, key=lambda f: (f.exchange, f.market))
 
 
@@ -173,13 +172,13 @@ def _rest_body(body: Any, line: str, timeline: Timeline) -> Callable[[], None] |
     """What keeps one saved body in ``timeline``, None when it is no body the replay serves."""
     kind = binance_api.body_kind(body)
     first = body[0] if isinstance(body, list) and body else body
-    if kind in REST_KINDS and isinstance(first, dict):
+    if kind in BINANCE_BODY_PATHS and isinstance(first, dict):
         product = native_symbol(symbol_of(str(first["symbol"])))
-        return partial(timeline.add_rest_body, kind, product, line)
-    for feed, venue in zip(VENUE_OI_FEEDS, (bybit, okx)):
+        return partial(timeline.add_body, Feed(binance_api.EXCHANGE, "perp"), BINANCE_BODY_PATHS[kind], product, line)
+    for venue in (bybit, okx):
         symbol = venue.body_symbol(body)
         if symbol is not None:
-            return partial(timeline.add_venue_body, feed, symbol, line)
+            return partial(timeline.add_body, Feed(venue.EXCHANGE, "perp"), venue.OI_PATH, symbol, line)
     return None
 
 
