@@ -90,9 +90,11 @@ def run_live(shared: Path, root: Path, webhooks: dict[str, str], raw: dict[str, 
                             f"lines {out[-20:]}")
                     await asyncio.sleep(0.02)
                 task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                done, _ = await asyncio.wait({task}, timeout=30)
+                if not done:  # a failure that says where, not a hang
+                    raise AssertionError(f"the live runner did not stop within 30 s of its cancel: {task.get_stack()}")
         finally:
-            await exchange.stop()
+            await asyncio.wait_for(exchange.stop(), 30)
         return runner
 
     return asyncio.run(main()), Store(root)
