@@ -85,7 +85,7 @@ class RestPoller:
     params: dict[str, str] = field(default_factory=dict)  # beyond the symbol
     symbol_param: str = "symbol"
     parse: Parser = binance_api.parse_rest
-    polls: int = 0  # requests made
+    polls: int = 0  # requests answered or failed
     failed: int = 0  # polls that stored nothing (refused, no answer, bad body)
     last_error: str | None = None
 
@@ -102,9 +102,10 @@ class RestPoller:
             await asyncio.sleep(max(0.0, start + ticks * self.period - loop.time()))
 
     async def poll(self) -> None:
-        """One request; its row is kept, or the failure counted with its reason."""
-        self.polls += 1
+        """One request; its row is kept, or the failure counted with its reason. A poll is counted
+        once answered (or failed), so a poll cancelled in flight counts neither way."""
         reply = await get_json(self.session, self.url, {self.symbol_param: self.native, **self.params}, self.log)
+        self.polls += 1
         if not reply.ok:
             self._fail(reply.reason)
             return
